@@ -1,0 +1,227 @@
+"""The backend seam: everything that touches an array library lives here.
+
+Derive once, run anywhere: the IR and the rules never call numpy. A :class:`Backend`
+lowers resolved einsums (via opt_einsum, which dispatches to numpy, torch, JAX, CuPy, Dask
+...) and provides the array namespace ``xp`` that the primitives' forward functions are
+written against (array-API names: ``xp.exp``, ``xp.maximum``, ``xp.where`` ...).
+:class:`Backend` itself is written against opt_einsum and a handful of array functions;
+:class:`NumpyBackend` adds numpy-only shortcuts (a writable diagonal view instead of a
+Kronecker-delta contraction).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import opt_einsum
+
+from .spec import Resolved
+
+__all__ = ["Backend", "NumpyBackend", "get_backend"]
+
+Array = Any
+
+
+def _symbols(labels: Sequence[int]) -> str:
+    return "".join(opt_einsum.get_symbol(label) for label in labels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _contraction(
+    resolved: Resolved, shapes: tuple[tuple[int, ...], ...], array_operands: tuple[int, ...]
+) -> Callable[..., Array]:
+    """A planned opt_einsum contraction of ``resolved``'s array operands onto its core labels.
+
+    Planned once per (contraction, shapes) and cached: opt_einsum's path search is the
+    expensive part and does not depend on the values.
+    """
+    terms = ",".join(_symbols(resolved.inputs[k]) for k in array_operands)
+    spec = f"{terms}->{_symbols(resolved.core)}"
+    return opt_einsum.contract_expression(spec, *shapes, optimize="auto")  # type: ignore[no-any-return]
+
+
+class Backend:
+    """Array operations einsgrad's programs are lowered to.
+
+    Subclasses name an opt_einsum backend and provide the elementwise kernels; the
+    einsum lowering below is generic.
+    """
+
+    name = "generic"
+    #: The array namespace the primitives' forward functions call (``xp.exp``, ...).
+    xp: Any = None
+
+    # -- arrays -------------------------------------------------------------------------
+    def asarray(self, value: Any) -> Array:
+        raise NotImplementedError
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        raise NotImplementedError
+
+    def ones(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        raise NotImplementedError
+
+    def eye(self, n: int, dtype: Any) -> Array:
+        raise NotImplementedError
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        raise NotImplementedError
+
+    def shape(self, x: Array) -> tuple[int, ...]:
+        return tuple(int(n) for n in x.shape)
+
+    # -- einsum ---------------------------------------------------------------------------
+    def einsum(self, resolved: Resolved, operands: Sequence[Array | float], dtype: Any) -> Array:
+        """Evaluate a resolved (possibly generalized) einsum.
+
+        Python scalars among the operands are factored out and multiplied in at the end,
+        as numpy would treat them (weakly typed: a float32 result stays float32). The
+        contraction of the array operands onto the output's distinct input labels goes
+        through a cached opt_einsum plan; broadcasting and diagonal embedding follow.
+        """
+        scale: float = 1.0
+        arrays: list[Array] = []
+        positions: list[int] = []
+        for k, operand in enumerate(operands):
+            if isinstance(operand, int | float):
+                scale = scale * operand
+            else:
+                arrays.append(operand)
+                positions.append(k)
+        core_sizes = tuple(resolved.sizes[label] for label in resolved.core)
+        if arrays:
+            shapes = tuple(self.shape(a) for a in arrays)
+            plan = _contraction(resolved, shapes, tuple(positions))
+            core = plan(*arrays, backend=self.name)
+        else:
+            core = self.ones(core_sizes, dtype)
+        if scale != 1.0:
+            core = core * scale
+        if resolved.is_plain:
+            return core
+        return self.expand(core, resolved.core, resolved.output, resolved.sizes, dtype)
+
+    def expand(
+        self,
+        core: Array,
+        core_labels: tuple[int, ...],
+        output: tuple[int, ...],
+        sizes: tuple[int, ...],
+        dtype: Any,
+    ) -> Array:
+        """Place ``core`` (labelled ``core_labels``) into an array labelled ``output``.
+
+        Output labels that ``core`` lacks are broadcast; a repeated output label is a
+        diagonal. This generic path multiplies by Kronecker-delta tensors (identity
+        matrices chained across the repeats) with opt_einsum, so any backend works.
+        """
+        distinct = tuple(dict.fromkeys(output))
+        broadcast = self._broadcast(core, core_labels, distinct, sizes)
+        if len(distinct) == len(output):
+            return broadcast
+        # Rename each repeat of a label and tie it to the previous one with an identity.
+        fresh = len(sizes)
+        renamed: list[int] = []
+        deltas: list[tuple[int, int]] = []
+        size_of_delta: list[int] = []
+        last: dict[int, int] = {}
+        for label in output:
+            if label in last:
+                deltas.append((last[label], fresh))
+                size_of_delta.append(sizes[label])
+                last[label] = fresh
+                renamed.append(fresh)
+                fresh += 1
+            else:
+                last[label] = label
+                renamed.append(label)
+        eyes = [self.eye(n, dtype) for n in size_of_delta]
+        spec = ",".join([_symbols(distinct)] + [_symbols(pair) for pair in deltas])
+        return opt_einsum.contract(
+            f"{spec}->{_symbols(renamed)}", broadcast, *eyes, backend=self.name
+        )
+
+    def _broadcast(
+        self,
+        core: Array,
+        core_labels: tuple[int, ...],
+        distinct: tuple[int, ...],
+        sizes: tuple[int, ...],
+    ) -> Array:
+        order = [core_labels.index(label) for label in distinct if label in core_labels]
+        if order != list(range(len(order))):
+            core = core.transpose(order) if hasattr(core, "transpose") else core
+        with_axes = tuple(sizes[label] if label in core_labels else 1 for label in distinct)
+        core = core.reshape(with_axes)
+        full = tuple(sizes[label] for label in distinct)
+        return core if with_axes == full else self.broadcast_to(core, full)
+
+
+class NumpyBackend(Backend):
+    """numpy arrays, contracted by opt_einsum with BLAS where it pays."""
+
+    name = "numpy"
+    xp = np
+
+    def asarray(self, value: Any) -> Array:
+        array = np.asarray(value)
+        if array.dtype.kind not in "fc":
+            array = array.astype(np.float64)
+        return array
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        return np.zeros(shape, dtype=dtype)
+
+    def ones(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        return np.ones(shape, dtype=dtype)
+
+    def eye(self, n: int, dtype: Any) -> Array:
+        return np.eye(n, dtype=dtype)
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        return np.broadcast_to(x, shape)
+
+    def expand(
+        self,
+        core: Array,
+        core_labels: tuple[int, ...],
+        output: tuple[int, ...],
+        sizes: tuple[int, ...],
+        dtype: Any,
+    ) -> Array:
+        """As :meth:`Backend.expand`, writing through a strided diagonal view of zeros.
+
+        numpy, opt_einsum and torch all reject ``"i->ii"``; a view whose stride along a
+        repeated label is the sum of that label's axis strides addresses exactly the
+        diagonal, so the embedding costs one write of ``core`` and no multiplications.
+        """
+        distinct = tuple(dict.fromkeys(output))
+        core = np.asarray(core)
+        if len(distinct) == len(output):
+            return self._broadcast(core, core_labels, distinct, sizes)
+        result = np.zeros(
+            tuple(sizes[label] for label in output), dtype=np.result_type(core, dtype)
+        )
+        strides = [
+            sum(stride for label, stride in zip(output, result.strides, strict=True) if label == d)
+            for d in distinct
+        ]
+        diagonal = np.lib.stride_tricks.as_strided(
+            result, shape=tuple(sizes[d] for d in distinct), strides=strides, writeable=True
+        )
+        diagonal[...] = self._broadcast(core, core_labels, distinct, sizes)
+        return result
+
+
+_BACKENDS: dict[str, Backend] = {"numpy": NumpyBackend()}
+
+
+def get_backend(name: str = "numpy") -> Backend:
+    """The backend registered under ``name``."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; known: {sorted(_BACKENDS)}") from None

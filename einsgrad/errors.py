@@ -1,0 +1,46 @@
+"""The exceptions einsgrad raises for bad input.
+
+Every error a user can provoke with bad input is a subclass of :class:`EinsgradError`,
+which is itself a :class:`ValueError`, so ``except ValueError`` keeps working for code
+that does not know about einsgrad.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EinsgradError",
+    "GradError",
+    "ParseError",
+    "ShapeError",
+    "SpecError",
+    "caret_message",
+]
+
+
+class EinsgradError(ValueError):
+    """Base class of every error einsgrad raises for bad input."""
+
+
+class SpecError(EinsgradError):
+    """A malformed einsum specification string."""
+
+
+class ShapeError(EinsgradError):
+    """Shapes that do not fit: wrong rank, label-size mismatch, missing or extra variables."""
+
+
+class ParseError(EinsgradError):
+    """An expression string that is not in einsgrad's expression language."""
+
+
+class GradError(EinsgradError):
+    """A derivative that cannot be taken as asked (non-scalar loss, unknown or unused variable)."""
+
+
+def caret_message(headline: str, text: str, column: int, *, width: int = 1) -> str:
+    """Return ``headline`` followed by ``text`` with a caret line under ``text[column]``.
+
+    ``width`` carets are drawn, so a bad token of several characters is underlined whole.
+    """
+    column = max(0, min(column, len(text)))
+    return f"{headline}\n    {text}\n    {' ' * column}{'^' * max(1, width)}"

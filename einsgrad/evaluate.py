@@ -1,0 +1,147 @@
+"""Evaluation: bind arrays to variables, infer shapes, run the nodes on a backend.
+
+The graph walk is planned once per set of outputs and cached; shapes and dtypes are
+inferred once per shape signature and cached; each einsum's opt_einsum contraction path
+is planned once per shape signature and cached (in :mod:`einsgrad.backend`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .autodiff import ORIGIN_VARIABLES, variables_by_name
+from .backend import get_backend
+from .errors import ShapeError
+from .ir import Expr, Meta, Var, toposort
+
+__all__ = ["evaluate"]
+
+
+@dataclass(frozen=True, eq=False)
+class _Walk:
+    """The nodes to visit for some outputs, in order, and which need values."""
+
+    order: tuple[Expr, ...]
+    index: dict[Expr, int]
+    needs_value: frozenset[Expr]
+    variables: dict[str, Var]
+    accepted: frozenset[str]
+
+
+@functools.lru_cache(maxsize=256)
+def _walk(outputs: tuple[Expr, ...]) -> _Walk:
+    order = tuple(toposort(outputs))
+    variables = variables_by_name(order)
+    needs_value = frozenset(toposort(outputs, references=False))
+    accepted = frozenset(variables).union(
+        *(ORIGIN_VARIABLES.get(out, frozenset()) for out in outputs)
+    )
+    return _Walk(order, {node: i for i, node in enumerate(order)}, needs_value, variables, accepted)
+
+
+def _bind(walk: _Walk, arrays: Mapping[str, Any], backend: Any) -> dict[str, Any]:
+    extra = sorted(set(arrays) - walk.accepted)
+    if extra:
+        known = ", ".join(sorted(walk.accepted)) or "none"
+        raise ShapeError(
+            f"unknown variable{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}: "
+            f"the expression's variables are {known}"
+        )
+    missing = sorted(set(walk.variables) - set(arrays))
+    if missing:
+        described = ", ".join(
+            f"{name!r}"
+            + (
+                f" (shape {walk.variables[name].shape})"
+                if walk.variables[name].shape is not None
+                else ""
+            )
+            for name in missing
+        )
+        raise ShapeError(f"missing value for variable{'s' if len(missing) > 1 else ''} {described}")
+    bound: dict[str, Any] = {}
+    for name, variable in walk.variables.items():
+        try:
+            array = backend.asarray(arrays[name])
+        except (TypeError, ValueError) as error:
+            kind = type(arrays[name]).__name__
+            raise ShapeError(
+                f"variable {name!r}: cannot use a {kind} as an array ({error})"
+            ) from None
+        if variable.shape is not None and tuple(array.shape) != variable.shape:
+            raise ShapeError(
+                f"variable {name!r} was declared with shape {variable.shape} "
+                f"(rank {len(variable.shape)}) but got an array of shape {tuple(array.shape)}"
+            )
+        bound[name] = array
+    return bound
+
+
+@functools.lru_cache(maxsize=1024)
+def _infer(
+    walk: _Walk, signature: tuple[tuple[str, tuple[int, ...], str], ...]
+) -> tuple[Meta, ...]:
+    by_name = {name: Meta(shape, np.dtype(dtype)) for name, shape, dtype in signature}
+    metas: list[Meta] = []
+    for node in walk.order:
+        if isinstance(node, Var):
+            metas.append(by_name[node.name])
+            continue
+        children = [metas[walk.index[c]] for c in node.children]
+        references = [metas[walk.index[r]] for r in node.references]
+        metas.append(node.infer(children, references))
+    return tuple(metas)
+
+
+def evaluate(
+    exprs: Expr | Sequence[Expr], mapping: Mapping[str, Any] | None = None, /, **arrays: Any
+) -> Any:
+    """Evaluate one expression (returns an array) or several (returns a tuple).
+
+    Variables are bound by name, ``evaluate([dW, db], X=x, W=w, b=b)``, or from a
+    mapping, ``evaluate(dW, {"X": x, "W": w})``; keywords win over the mapping. Raises ShapeError
+    for a missing or unknown variable, an array whose shape contradicts its variable's
+    declared shape, and shapes the expression's operations do not accept.
+    """
+    outputs: tuple[Expr, ...] = (exprs,) if isinstance(exprs, Expr) else tuple(exprs)
+    single = isinstance(exprs, Expr)
+    if mapping is not None:
+        arrays = {**mapping, **arrays}
+    for out in outputs:
+        if not isinstance(out, Expr):
+            raise TypeError(f"evaluate takes einsgrad expressions, got {type(out).__name__}")
+    runner = get_backend("numpy")
+    walk = _walk(outputs)
+    bound = _bind(walk, arrays, runner)
+    signature = tuple(
+        (name, tuple(int(n) for n in array.shape), array.dtype.str)
+        for name, array in sorted(bound.items())
+    )
+    metas = _infer(walk, signature)
+    values: list[Any] = [None] * len(walk.order)
+    for i, node in enumerate(walk.order):
+        if node not in walk.needs_value:
+            continue
+        if isinstance(node, Var):
+            values[i] = bound[node.name]
+            continue
+        children = [values[walk.index[c]] for c in node.children]
+        references = [metas[walk.index[r]] for r in node.references]
+        values[i] = node.compute(runner, children, metas[i], references)
+    results = tuple(_finish(values[walk.index[out]], metas[walk.index[out]]) for out in outputs)
+    return results[0] if single else results
+
+
+def _finish(value: Any, meta: Meta) -> Any:
+    """A fresh, writable array of the inferred dtype (scalars become 0-d arrays)."""
+    array = np.asarray(value)
+    if meta.dtype is not None and array.dtype != meta.dtype and array.dtype.kind == meta.dtype.kind:
+        array = array.astype(meta.dtype)
+    if not array.flags.writeable:
+        array = array.copy()
+    return array

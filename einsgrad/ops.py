@@ -1,0 +1,416 @@
+"""The operations users build expressions with.
+
+Each function validates its input, checks shapes when they are known, and builds IR
+nodes. ``sum``, ``mean``, ``transpose`` and ``matmul`` lower to einsum; ``softmax`` and
+``log_softmax`` are compositions around ``logsumexp``. Derivative rules are not here:
+einsum's is in :mod:`einsgrad.rule`, the others in :mod:`einsgrad.primitives`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ShapeError, SpecError
+from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
+from .primitives import (
+    ELEMENTWISE,
+    REDUCTIONS,
+    abs,
+    exp,
+    log,
+    maximum,
+    minimum,
+    relu,
+    sigmoid,
+    sqrt,
+    tanh,
+)
+from .spec import ELLIPSIS, parse_spec, resolve
+
+__all__ = [
+    "abs",
+    "add",
+    "as_expr",
+    "divide",
+    "einsum",
+    "exp",
+    "log",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "maximum",
+    "mean",
+    "minimum",
+    "multiply",
+    "negative",
+    "power",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "sqrt",
+    "subtract",
+    "sum",
+    "tanh",
+    "transpose",
+    "var",
+    "where",
+]
+
+_LABELS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def var(name: str, shape: Sequence[int] | None = None) -> Var:
+    """A named input variable. ``shape`` may be left out: it is then taken from the array."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(f"a variable name must be a Python identifier, got {name!r}")
+    if shape is not None:
+        if isinstance(shape, int):
+            shape = (shape,)
+        try:
+            dims = tuple(int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise ShapeError(
+                f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}"
+            ) from None
+        if any(n < 0 for n in dims):
+            raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
+        return Var(name, dims)
+    return Var(name, None)
+
+
+def as_expr(value: Any) -> Expr:
+    """``value`` as an expression: expressions pass through, numbers and arrays become constants."""
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, str):
+        raise TypeError(
+            f"got the string {value!r} where an expression belongs; "
+            "use einsgrad.var(name) for a variable or einsgrad.parse_expr for an expression"
+        )
+    try:
+        return Const(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"cannot use a {type(value).__name__} in an einsgrad expression") from error
+
+
+# --- einsum ---------------------------------------------------------------------------------
+
+
+def einsum(spec: str, *operands: Any) -> Expr:
+    """``numpy.einsum(spec, *operands)`` as an expression.
+
+    Accepts everything numpy does: implicit output, ``...`` with broadcasting (including
+    size-1 axes), repeated labels (diagonals, traces), scalars and any number of operands.
+    """
+    parsed = parse_spec(spec)
+    if len(parsed.inputs) != len(operands):
+        raise SpecError(
+            f"einsum {spec!r} has {len(parsed.inputs)} input terms but "
+            f"{len(operands)} operands were given"
+        )
+    exprs = [as_expr(op) for op in operands]
+    return _einsum_node(parsed, exprs, None)
+
+
+def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | None) -> Expr:
+    shapes = [op.shape for op in operands]
+    shape: Shape | None = None
+    if all(s is not None for s in shapes) and (like is None or like.shape is not None):
+        from .printing import short_name
+
+        def names() -> list[str]:
+            return [short_name(op) for op in operands]
+
+        shape = resolve(parsed, shapes, None if like is None else like.shape, names).shape  # type: ignore[arg-type]
+    return Einsum(parsed, operands, like, shape)
+
+
+def _generalized(spec: str, operand: Expr, like: Expr | None) -> Expr:
+    return _einsum_node(parse_spec(spec, generalized=True), [operand], like)
+
+
+# --- axes -----------------------------------------------------------------------------------
+
+
+def _axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    if isinstance(axis, bool):
+        raise ShapeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    if isinstance(axis, int | np.integer):
+        return (int(axis),)
+    try:
+        axes = tuple(int(a) for a in axis)
+    except TypeError:
+        raise ShapeError(f"axis must be an int or a tuple of ints, got {axis!r}") from None
+    return axes
+
+
+def normalize_axes(axes: tuple[int, ...] | None, ndim: int, of: Expr) -> tuple[int, ...]:
+    """``axes`` as sorted non-negative axes of a rank-``ndim`` array; ``None`` means all."""
+    from .printing import short_name
+
+    if axes is None:
+        return tuple(range(ndim))
+    result = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a} is out of bounds for {short_name(of)} of rank {ndim}")
+        result.append(a % ndim)
+    if len(set(result)) != len(result):
+        raise ShapeError(f"axis {axes} repeats an axis of {short_name(of)} (rank {ndim})")
+    return tuple(sorted(result))
+
+
+def axis_terms(axes: tuple[int, ...] | None, ndim: int | None, of: Expr) -> tuple[str, str]:
+    """Einsum terms (full, reduced) for reducing ``axes`` of an array of rank ``ndim``.
+
+    With the rank unknown, axes counted from the front take labels before a ``...`` and
+    axes counted from the back after it, so the terms hold for any rank.
+    """
+    if ndim is not None:
+        chosen = normalize_axes(axes, ndim, of)
+        full = _LABELS[:ndim]
+        return full, "".join(c for i, c in enumerate(full) if i not in chosen)
+    if axes is None:
+        return ELLIPSIS, ""
+    front = sorted(a for a in axes if a >= 0)
+    back = sorted(a for a in axes if a < 0)
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"axis {axes} repeats an axis")
+    n_front = (max(front) + 1) if front else 0
+    n_back = -min(back) if back else 0
+    front_labels = _LABELS[:n_front]
+    back_labels = _LABELS[n_front : n_front + n_back]
+    full = front_labels + ELLIPSIS + back_labels
+    kept_front = "".join(c for i, c in enumerate(front_labels) if i not in front)
+    kept_back = "".join(c for i, c in enumerate(back_labels) if i - n_back not in back)
+    return full, kept_front + ELLIPSIS + kept_back
+
+
+def sum(x: Any, axis: int | Sequence[int] | None = None) -> Expr:
+    """Sum over ``axis`` (all axes by default), as an einsum."""
+    x = as_expr(x)
+    full, reduced = axis_terms(_axis_tuple(axis), x.ndim, x)
+    return _einsum_node(parse_spec(f"{full}->{reduced}"), [x], None)
+
+
+def size(x: Expr, axis: int | Sequence[int] | None = None) -> Expr:
+    """The number of elements of ``x`` along ``axis``: a constant once the shape is known."""
+    axes = _axis_tuple(axis)
+    if x.shape is not None:
+        chosen = normalize_axes(axes, len(x.shape), x)
+        return Const(int(np.prod([x.shape[a] for a in chosen], dtype=np.int64)))
+    return Size(x, axes)
+
+
+def mean(x: Any, axis: int | Sequence[int] | None = None) -> Expr:
+    """Mean over ``axis`` (all axes by default): the einsum sum divided by the count."""
+    x = as_expr(x)
+    return divide(sum(x, axis), size(x, axis))
+
+
+def transpose(x: Any) -> Expr:
+    """The transpose of a 2-D expression, as the einsum ``"ij->ji"``."""
+    x = as_expr(x)
+    if x.ndim is not None and x.ndim != 2:
+        from .printing import short_name
+
+        raise ShapeError(f".T needs a 2-D operand; {short_name(x)} has shape {x.shape}")
+    return _einsum_node(parse_spec("ij->ji"), [x], None)
+
+
+def matmul(a: Any, b: Any) -> Expr:
+    """``a @ b`` with numpy's matmul rules, as an einsum.
+
+    1-D operands are vectors (``"j,j->"``, ``"j,jk->k"``, ``"ij,j->i"``), higher ranks batch
+    over leading axes with broadcasting (``"...ij,...jk->...ik"``). When a rank is unknown
+    the operand is taken to be at least 2-D; a 1-D array then fails with a ShapeError at
+    evaluation (give the variable a shape to use the 1-D rules).
+    """
+    from .printing import short_name
+
+    a, b = as_expr(a), as_expr(b)
+    for operand in (a, b):
+        if operand.ndim == 0:
+            raise ShapeError(
+                f"matmul needs operands of rank >= 1; {short_name(operand)} is a scalar"
+            )
+    batched = not (a.ndim in (1, 2) and b.ndim in (1, 2))
+    prefix = ELLIPSIS if batched else ""
+    if a.ndim == 1 and b.ndim == 1:
+        spec = "j,j->"
+    elif a.ndim == 1:
+        spec = f"j,{prefix}jk->{prefix}k"
+    elif b.ndim == 1:
+        spec = f"{prefix}ij,j->{prefix}i"
+    else:
+        spec = f"{prefix}ij,{prefix}jk->{prefix}ik"
+    if a.shape is not None and b.shape is not None:
+        inner_a = a.shape[-1]
+        inner_b = b.shape[0] if len(b.shape) == 1 else b.shape[-2]
+        if inner_a != inner_b:
+            raise ShapeError(
+                f"matmul: {short_name(a)} has shape {a.shape} and {short_name(b)} has shape "
+                f"{b.shape}; the inner sizes {inner_a} and {inner_b} differ"
+            )
+    return _einsum_node(parse_spec(spec), [a, b], None)
+
+
+# --- elementwise --------------------------------------------------------------------------
+
+
+def broadcast_shapes(shapes: Sequence[Shape], args: Sequence[Expr], what: str) -> Shape:
+    """numpy's broadcast of ``shapes``; a ShapeError naming the arguments if they clash."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        from .printing import short_name
+
+        described = ", ".join(
+            f"{short_name(a)} {tuple(s)}" for a, s in zip(args, shapes, strict=True)
+        )
+        raise ShapeError(f"{what}: shapes do not broadcast together: {described}") from None
+
+
+def _map(name: str, *args: Any) -> Expr:
+    op = ELEMENTWISE[name]
+    exprs = [as_expr(a) for a in args]
+    if all(isinstance(e, Const) and e.is_scalar for e in exprs):
+        # Fold arithmetic on plain numbers (1.0 / 640) so derived programs stay readable.
+        folded = op.forward(np, *(e.value for e in exprs))  # type: ignore[attr-defined]
+        return Const(folded.item() if hasattr(folded, "item") else folded)
+    shapes = [e.shape for e in exprs]
+    shape = None
+    if all(s is not None for s in shapes):
+        shape = broadcast_shapes(shapes, exprs, name)  # type: ignore[arg-type]
+    return Map(op, exprs, shape)
+
+
+def _is_scalar(e: Expr, value: float) -> bool:
+    return isinstance(e, Const) and e.is_scalar and e.value == value
+
+
+def add(a: Any, b: Any) -> Expr:
+    """``a + b`` with numpy broadcasting."""
+    left, right = as_expr(a), as_expr(b)
+    if _is_scalar(right, 0) and left.shape is not None:
+        return left
+    if _is_scalar(left, 0) and right.shape is not None:
+        return right
+    return _map("add", left, right)
+
+
+def subtract(a: Any, b: Any) -> Expr:
+    """``a - b`` with numpy broadcasting."""
+    left, right = as_expr(a), as_expr(b)
+    if _is_scalar(right, 0) and left.shape is not None:
+        return left
+    return _map("subtract", left, right)
+
+
+def multiply(a: Any, b: Any) -> Expr:
+    """``a * b`` with numpy broadcasting."""
+    left, right = as_expr(a), as_expr(b)
+    if _is_scalar(right, 1) and left.shape is not None:
+        return left
+    if _is_scalar(left, 1) and right.shape is not None:
+        return right
+    return _map("multiply", left, right)
+
+
+def divide(a: Any, b: Any) -> Expr:
+    """``a / b`` with numpy broadcasting."""
+    left, right = as_expr(a), as_expr(b)
+    if _is_scalar(right, 1) and left.shape is not None:
+        return left
+    return _map("divide", left, right)
+
+
+def negative(x: Any) -> Expr:
+    """``-x``."""
+    return _map("negative", x)
+
+
+def power(x: Any, exponent: Any) -> Expr:
+    """``x ** exponent`` for a constant scalar exponent."""
+    p = as_expr(exponent)
+    if not (isinstance(p, Const) and p.is_scalar and not isinstance(p.value, complex)):
+        raise ShapeError(
+            f"** needs a constant real scalar exponent, got {p!r}; "
+            "write exp(y * log(x)) for a variable exponent"
+        )
+    base = as_expr(x)
+    if p.value == 1 and base.shape is not None:
+        return base
+    return _map("power", base, p)
+
+
+def where(condition: Any, a: Any, b: Any) -> Expr:
+    """``a`` where the constant ``condition`` holds, else ``b`` (numpy broadcasting)."""
+    if isinstance(condition, Expr) and not isinstance(condition, Const):
+        raise ShapeError(
+            "where(condition, a, b) needs a constant condition (a boolean array); "
+            f"got the expression {condition!r}"
+        )
+    cond = condition if isinstance(condition, Const) else Const(np.asarray(condition, dtype=bool))
+    return _map("where", cond, a, b)
+
+
+# --- reductions -----------------------------------------------------------------------------
+
+
+def logsumexp(x: Any, axis: int | Sequence[int] | None = None) -> Expr:
+    """``log(sum(exp(x), axis))``, shifted by the maximum so it neither overflows nor underflows."""
+    x = as_expr(x)
+    axes = _axis_tuple(axis)
+    shape = None
+    if x.shape is not None:
+        axes = normalize_axes(axes, len(x.shape), x)
+        shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    elif axes is not None:
+        axis_terms(axes, None, x)  # validates repeats
+    return Reduce(REDUCTIONS["logsumexp"], x, axes, shape)
+
+
+def unreduce(e: Expr, reduced: Reduce) -> Expr:
+    """Broadcast ``e`` (of ``reduced``'s shape) back to the shape of ``reduced.arg``."""
+    x = reduced.arg
+    full, kept = axis_terms(reduced.axes, x.ndim, x)
+    return _generalized(f"{kept}->{full}", e, x)
+
+
+def softmax(x: Any, axis: int | Sequence[int] | None = -1) -> Expr:
+    """softmax_i = exp(x_i − logsumexp(x)) along ``axis``: stable, and sums to 1 there."""
+    x = as_expr(x)
+    return exp(log_softmax(x, axis))
+
+
+def log_softmax(x: Any, axis: int | Sequence[int] | None = -1) -> Expr:
+    """log_softmax_i = x_i − logsumexp(x) along ``axis``."""
+    x = as_expr(x)
+    lse = logsumexp(x, axis)
+    if not isinstance(lse, Reduce):  # pragma: no cover - logsumexp always builds a Reduce
+        raise TypeError("logsumexp did not build a reduction")
+    return subtract(x, unreduce(lse, lse))
+
+
+def unbroadcast(cotangent: Expr, arg: Expr) -> Expr:
+    """``cotangent`` summed back over the axes numpy broadcast ``arg`` along.
+
+    With both shapes known this is a plain einsum (``"ab->b"`` for a bias); otherwise a
+    generalized ``"...->..."`` resolved against ``arg``'s shape at evaluation.
+    """
+    if cotangent.shape is not None and cotangent.shape == arg.shape:
+        return cotangent
+    if cotangent.shape is None or arg.shape is None or len(arg.shape) > len(cotangent.shape):
+        return _generalized(f"{ELLIPSIS}->{ELLIPSIS}", cotangent, arg)
+    labels = _LABELS[: len(cotangent.shape)]
+    kept = labels[len(cotangent.shape) - len(arg.shape) :]
+    trailing = cotangent.shape[len(cotangent.shape) - len(arg.shape) :]
+    if all(a == g for a, g in zip(arg.shape, trailing, strict=True)):
+        return _einsum_node(parse_spec(f"{labels}->{kept}"), [cotangent], None)
+    return _generalized(f"{labels}->{kept}", cotangent, arg)

@@ -1,0 +1,420 @@
+"""Einsum specification strings: parsing, validation and resolution against shapes.
+
+Two dialects share one parser:
+
+* **numpy einsum** (``generalized=False``): what ``numpy.einsum`` accepts. Output labels
+  must occur in the inputs and may not repeat; the output may be implicit.
+* **generalized einsum** (``generalized=True``): what the rule engine produces. The output
+  may repeat a label (the result lives on a diagonal, zero elsewhere) and may hold labels
+  that no input has (the result is broadcast along them). The sizes of such labels, and
+  of the output ``...``, come from a *shape reference*: the array the output has the
+  shape of. The backward einsum of operand ``k`` is always of this kind, with operand
+  ``k`` as its shape reference. This dialect is closed under the rule: the backward of a
+  generalized einsum is again a generalized einsum.
+
+:func:`resolve` turns a spec plus concrete shapes into a :class:`Resolved` contraction
+over integer labels: ``...`` expanded, numpy's size-1 broadcasting made explicit by
+giving each broadcast size-1 axis a label of its own (summed away, or broadcast in the
+output), and the output's sizes fixed. Lowering (``einsgrad.backend``) only ever sees
+resolved contractions.
+
+The tokenizer is written here rather than taken from ``opt_einsum.parser`` because
+opt_einsum raises bare ``ValueError``s without the position of the bad character and has
+no generalized dialect; opt_einsum's implicit-output rule is reused.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from opt_einsum.parser import find_output_str
+
+from .errors import ShapeError, SpecError, caret_message
+
+__all__ = ["ELLIPSIS", "Resolved", "Spec", "parse_spec", "resolve"]
+
+ELLIPSIS = "..."
+Term = tuple[str, ...]
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed einsum specification.
+
+    ``inputs`` and ``output`` are terms: tuples of single-letter labels and ``"..."``.
+    ``text`` is the normalized explicit form (``"ij,jk->ik"``), which is also what
+    ``str()`` gives.
+    """
+
+    inputs: tuple[Term, ...]
+    output: Term
+    generalized: bool
+
+    @property
+    def text(self) -> str:
+        return ",".join("".join(t) for t in self.inputs) + "->" + "".join(self.output)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def input_labels(self) -> frozenset[str]:
+        return frozenset(label for term in self.inputs for label in term if label != ELLIPSIS)
+
+
+def _tokenize(source: str, start: int, end: int) -> tuple[Term, list[int]]:
+    """Split ``source[start:end]`` into labels and ``...``; return them with their columns."""
+    tokens: list[str] = []
+    columns: list[int] = []
+    i = start
+    while i < end:
+        char = source[i]
+        if char == " ":
+            i += 1
+            continue
+        if char == ".":
+            if source[i : i + 3] != ELLIPSIS or i + 3 > end:
+                raise SpecError(
+                    caret_message(f"einsum spec {source!r}: a '.' must be part of '...'", source, i)
+                )
+            if ELLIPSIS in tokens:
+                raise SpecError(
+                    caret_message(
+                        f"einsum spec {source!r}: '...' may appear at most once per term",
+                        source,
+                        i,
+                        width=3,
+                    )
+                )
+            tokens.append(ELLIPSIS)
+            columns.append(i)
+            i += 3
+            continue
+        if not (char.isascii() and char.isalpha()):
+            raise SpecError(
+                caret_message(
+                    f"einsum spec {source!r}: {char!r} is not a valid label "
+                    "(labels are the letters a-z and A-Z)",
+                    source,
+                    i,
+                )
+            )
+        tokens.append(char)
+        columns.append(i)
+        i += 1
+    return tuple(tokens), columns
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_spec(source: str, *, generalized: bool = False) -> Spec:
+    """Parse and validate an einsum specification string.
+
+    Raises :class:`SpecError` with a caret under the offending character for anything
+    ``numpy.einsum`` would reject (or, with ``generalized=True``, anything the
+    generalized dialect rejects).
+    """
+    if not isinstance(source, str):
+        raise SpecError(f"an einsum spec must be a string, got {type(source).__name__}")
+    arrow = source.find("->")
+    if arrow >= 0 and "->" in source[arrow + 2 :]:
+        second = source.index("->", arrow + 2)
+        raise SpecError(
+            caret_message(
+                f"einsum spec {source!r}: '->' may appear only once", source, second, width=2
+            )
+        )
+    for i, char in enumerate(source):
+        if char in "->" and not (arrow >= 0 and arrow <= i <= arrow + 1):
+            raise SpecError(
+                caret_message(
+                    f"einsum spec {source!r}: stray {char!r} (the arrow is '->')", source, i
+                )
+            )
+    lhs_end = len(source) if arrow < 0 else arrow
+    inputs: list[Term] = []
+    start = 0
+    while True:
+        comma = source.find(",", start, lhs_end)
+        stop = lhs_end if comma < 0 else comma
+        inputs.append(_tokenize(source, start, stop)[0])
+        if comma < 0:
+            break
+        start = comma + 1
+    if arrow < 0:
+        if "," in source[lhs_end:]:
+            raise SpecError(caret_message(f"einsum spec {source!r}: stray ','", source, lhs_end))
+        implicit = find_output_str("".join(t for term in inputs for t in term if t != ELLIPSIS))
+        has_ellipsis = any(ELLIPSIS in t for t in inputs)
+        output: Term = ((ELLIPSIS,) if has_ellipsis else ()) + tuple(implicit)
+    else:
+        comma = source.find(",", arrow + 2)
+        if comma >= 0:
+            raise SpecError(
+                caret_message(f"einsum spec {source!r}: the output is a single term", source, comma)
+            )
+        output, columns = _tokenize(source, arrow + 2, len(source))
+        if not generalized:
+            _check_numpy_output(source, tuple(inputs), output, columns)
+    return Spec(inputs=tuple(inputs), output=output, generalized=generalized)
+
+
+def _check_numpy_output(
+    source: str, inputs: tuple[Term, ...], output: Term, columns: list[int]
+) -> None:
+    known = {label for term in inputs for label in term}
+    seen: set[str] = set()
+    for token, column in zip(output, columns, strict=True):
+        if token == ELLIPSIS and ELLIPSIS not in known:
+            raise SpecError(
+                caret_message(
+                    f"einsum spec {source!r}: the output has '...' but no input does",
+                    source,
+                    column,
+                    width=3,
+                )
+            )
+        if token != ELLIPSIS and token not in known:
+            raise SpecError(
+                caret_message(
+                    f"einsum spec {source!r}: output label {token!r} does not occur in any input",
+                    source,
+                    column,
+                )
+            )
+        if token != ELLIPSIS and token in seen:
+            raise SpecError(
+                caret_message(
+                    f"einsum spec {source!r}: output label {token!r} is repeated "
+                    "(numpy einsum cannot write a diagonal)",
+                    source,
+                    column,
+                )
+            )
+        seen.add(token)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An einsum over integer labels with every size known.
+
+    ``inputs[k]`` labels operand ``k``'s axes, ``output`` labels the result's axes, and
+    ``sizes[label]`` is the size of ``label``. Labels absent from ``output`` are summed;
+    output labels absent from every input are broadcast; an output label that repeats is
+    a diagonal of the result (zero off it).
+    """
+
+    inputs: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def shape(self) -> Shape:
+        return tuple(self.sizes[label] for label in self.output)
+
+    @property
+    def core(self) -> tuple[int, ...]:
+        """The output's distinct labels that some input has: what is actually contracted."""
+        present = {label for term in self.inputs for label in term}
+        return tuple(dict.fromkeys(label for label in self.output if label in present))
+
+    @property
+    def is_plain(self) -> bool:
+        """True when the contraction alone gives the output (no broadcast, no diagonal)."""
+        return self.core == self.output
+
+
+def _describe(names: Sequence[str] | None, index: int) -> str:
+    if names is not None and index < len(names):
+        return f"operand {index} ({names[index]})"
+    return f"operand {index}"
+
+
+def resolve(
+    spec: Spec,
+    shapes: Sequence[Shape],
+    like: Shape | None = None,
+    names: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+) -> Resolved:
+    """Resolve ``spec`` against operand ``shapes`` (and the output shape ``like``).
+
+    Raises :class:`ShapeError` naming the operand, the label and both sizes when the
+    shapes do not fit. ``names`` (or a function giving them, called only on an error)
+    are only used for error messages.
+    """
+    try:
+        return _resolve(
+            spec, tuple(tuple(s) for s in shapes), None if like is None else tuple(like)
+        )
+    except _Mismatch as mismatch:
+        shown = names() if callable(names) else names
+        raise ShapeError(mismatch.render(spec, shown)) from None
+
+
+class _Mismatch(Exception):
+    def __init__(self, template: str, *operands: int) -> None:
+        self.template = template
+        self.operands = operands
+
+    def render(self, spec: Spec, names: Sequence[str] | None) -> str:
+        described = [_describe(names, k) for k in self.operands]
+        return f"einsum {spec.text!r}: " + self.template.format(*described)
+
+
+@functools.lru_cache(maxsize=8192)
+def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resolved:
+    if len(shapes) != len(spec.inputs):
+        raise _Mismatch(
+            f"the spec has {len(spec.inputs)} input terms but {len(shapes)} operands were given"
+        )
+    ellipsis_ranks: list[int] = []
+    for k, (term, shape) in enumerate(zip(spec.inputs, shapes, strict=True)):
+        explicit = sum(1 for t in term if t != ELLIPSIS)
+        if ELLIPSIS in term:
+            if len(shape) < explicit:
+                raise _Mismatch(
+                    f"{{0}} has shape {shape} (rank {len(shape)}) but its term "
+                    f"{''.join(term)!r} needs at least {explicit} axes",
+                    k,
+                )
+            ellipsis_ranks.append(len(shape) - explicit)
+        elif len(shape) != explicit:
+            raise _Mismatch(
+                f"{{0}} has shape {shape} (rank {len(shape)}) but its term "
+                f"{''.join(term)!r} has {explicit} labels",
+                k,
+            )
+    broadcast_rank = max(ellipsis_ranks, default=0)
+
+    def expand(term: Term, rank: int) -> list[str]:
+        out: list[str] = []
+        for t in term:
+            if t == ELLIPSIS:
+                out.extend(f"…{p}" for p in range(broadcast_rank - rank, broadcast_rank))
+            else:
+                out.append(t)
+        return out
+
+    keyed_inputs: list[list[str]] = []
+    rank_iter = iter(ellipsis_ranks)
+    for term in spec.inputs:
+        keyed_inputs.append(expand(term, next(rank_iter) if ELLIPSIS in term else 0))
+
+    # The size of each key: all occurrences agree, or are 1 (numpy broadcasting).
+    size_of: dict[str, int] = {}
+    first_seen: dict[str, tuple[int, int]] = {}
+    for k, (keys, shape) in enumerate(zip(keyed_inputs, shapes, strict=True)):
+        for key, size in zip(keys, shape, strict=True):
+            if key in size_of and size_of[key] != size and 1 not in (size, size_of[key]):
+                other, other_size = first_seen[key]
+                raise _Mismatch(_size_clash(key, size, other_size), k, other)
+            if key not in size_of or size_of[key] == 1:
+                size_of[key] = size
+                first_seen[key] = (k, size)
+        for key in set(keys):
+            sizes_here = {size for kk, size in zip(keys, shape, strict=True) if kk == key}
+            if len(sizes_here) > 1:
+                raise _Mismatch(
+                    f"{{0}} repeats label {_show(key)} on axes of different sizes "
+                    f"{sorted(sizes_here)} (a diagonal needs equal sizes)",
+                    k,
+                )
+
+    ids: dict[str, int] = {}
+    sizes: list[int] = []
+
+    def label(key: str, size: int) -> int:
+        if key not in ids:
+            ids[key] = len(sizes)
+            sizes.append(size)
+        return ids[key]
+
+    def fresh(size: int) -> int:
+        sizes.append(size)
+        return len(sizes) - 1
+
+    inputs: list[tuple[int, ...]] = []
+    for keys, shape in zip(keyed_inputs, shapes, strict=True):
+        term_ids: list[int] = []
+        for key, size in zip(keys, shape, strict=True):
+            # A size-1 axis broadcast against a larger one gets a label of its own: it is
+            # summed away (a squeeze), and the larger size stands for the shared label.
+            term_ids.append(
+                fresh(1) if size == 1 and size_of[key] != 1 else label(key, size_of[key])
+            )
+        inputs.append(tuple(term_ids))
+
+    output: list[int] = []
+    if like is None:
+        for t in spec.output:
+            if t == ELLIPSIS:
+                output.extend(label(f"…{p}", size_of[f"…{p}"]) for p in range(broadcast_rank))
+            else:
+                output.append(label(t, size_of[t]))
+        return Resolved(tuple(inputs), tuple(output), tuple(sizes))
+
+    explicit_out = sum(1 for t in spec.output if t != ELLIPSIS)
+    if ELLIPSIS in spec.output:
+        out_rank = len(like) - explicit_out
+        if out_rank < 0:
+            raise _Mismatch(
+                f"the result shape {like} has rank {len(like)} but the output term "
+                f"{''.join(spec.output)!r} needs at least {explicit_out} axes"
+            )
+    else:
+        out_rank = 0
+        if len(like) != explicit_out:
+            raise _Mismatch(
+                f"the result shape {like} has rank {len(like)} but the output term "
+                f"{''.join(spec.output)!r} has {explicit_out} labels"
+            )
+    out_keys: list[str | None] = []
+    for t in spec.output:
+        if t == ELLIPSIS:
+            for q in range(out_rank):
+                p = broadcast_rank - out_rank + q
+                out_keys.append(f"…{p}" if p >= 0 else None)
+        else:
+            out_keys.append(t)
+    diagonal_sizes: dict[str, int] = {}
+    for out_key, size in zip(out_keys, like, strict=True):
+        if out_key is None or out_key not in size_of:
+            # Broadcast along a label no input has; repeated ones share one label.
+            if out_key is None:
+                output.append(fresh(size))
+            else:
+                if diagonal_sizes.setdefault(out_key, size) != size:
+                    raise _Mismatch(
+                        f"the result repeats label {_show(out_key)} on axes of different sizes "
+                        f"{sorted({diagonal_sizes[out_key], size})}"
+                    )
+                output.append(label(out_key, size))
+            continue
+        in_size = size_of[out_key]
+        if in_size == size:
+            output.append(label(out_key, size))
+        elif in_size == 1 or size == 1:
+            # Result axis of size 1 against a larger input axis: the input label is summed
+            # and the result keeps a size-1 axis; the other way round it is broadcast.
+            output.append(fresh(size))
+        else:
+            raise _Mismatch(
+                f"the result shape {like} gives label {_show(out_key)} size {size}, "
+                f"but the operands give it size {in_size}"
+            )
+    return Resolved(tuple(inputs), tuple(output), tuple(sizes))
+
+
+def _show(key: str) -> str:
+    if key.startswith("…"):
+        return f"'...' axis {key[1:]}"
+    return repr(key)
+
+
+def _size_clash(key: str, size: int, other_size: int) -> str:
+    return (
+        f"label {_show(key)} has size {size} in {{0}} but size {other_size} in {{1}} "
+        "(sizes must agree, or one of them be 1)"
+    )
