@@ -13,6 +13,8 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, overload
 
+import numpy as np
+
 from .errors import GradError, ShapeError
 from .ir import Const, Expr, Seed, Var, toposort
 from .printing import short_name
@@ -80,9 +82,12 @@ def _sum(terms: list[Expr]) -> Expr:
     return total
 
 
-def _zeros_like(variable: Expr) -> Expr:
+def _zeros_like(variable: Var) -> Expr:
+    """Zeros of the variable's shape (a constant when the shape is declared)."""
     from .ops import _generalized
 
+    if variable.shape is not None:
+        return Const(np.zeros(variable.shape, dtype=variable.dtype or np.float64))
     return _generalized("->...", Const(0.0), variable)
 
 

@@ -68,6 +68,8 @@ def _bind(walk: _Walk, arrays: Mapping[str, Any], backend: Any) -> dict[str, Any
     for name, variable in walk.variables.items():
         try:
             array = backend.asarray(arrays[name])
+            if variable.dtype is not None and array.dtype != variable.dtype:
+                array = array.astype(variable.dtype)
         except (TypeError, ValueError) as error:
             kind = type(arrays[name]).__name__
             raise ShapeError(

@@ -242,20 +242,26 @@ def _as_shape(shape: Iterable[int] | None) -> Shape | None:
 
 
 class Var(Expr):
-    """A named input. Its shape may be left out; then the array's shape is used."""
+    """A named input. Shape and dtype may be left out; then the array's are used.
 
-    __slots__ = ("name",)
+    A declared dtype converts the bound array to it (``var("X", dtype="float32")``).
+    """
+
+    __slots__ = ("dtype", "name")
     kind = "var"
     name: str
+    dtype: np.dtype[Any] | None
 
-    def __new__(cls, name: str, shape: Iterable[int] | None = None) -> Var:
+    def __new__(cls, name: str, shape: Iterable[int] | None = None, dtype: Any = None) -> Var:
         fixed = _as_shape(shape)
+        kind = None if dtype is None else np.dtype(dtype)
 
         def build(node: Any) -> None:
             node.name = name
             node.shape = fixed
+            node.dtype = kind
 
-        return cls._interned((name, fixed), build)  # type: ignore[no-any-return]
+        return cls._interned((name, fixed, None if kind is None else kind.str), build)  # type: ignore[no-any-return]
 
     def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
         raise AssertionError("variables are bound by evaluation, not inferred")

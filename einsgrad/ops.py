@@ -62,10 +62,23 @@ __all__ = [
 _LABELS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def var(name: str, shape: Sequence[int] | None = None) -> Var:
-    """A named input variable. ``shape`` may be left out: it is then taken from the array."""
+def var(name: str, shape: Sequence[int] | None = None, dtype: Any = None) -> Var:
+    """A named input variable.
+
+    ``shape`` may be left out: it is then taken from the array at evaluation. A ``dtype``
+    (a floating or complex numpy dtype) converts the bound array to it; without one the
+    array's own dtype is used (integers become float64).
+    """
     if not isinstance(name, str) or not name.isidentifier():
         raise SpecError(f"a variable name must be a Python identifier, got {name!r}")
+    if dtype is not None:
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            raise ShapeError(f"variable {name!r}: {dtype!r} is not a dtype") from None
+        if kind.kind not in "fc":
+            raise ShapeError(f"variable {name!r}: dtype {kind} is not floating or complex")
+    dims: tuple[int, ...] | None = None
     if shape is not None:
         if isinstance(shape, int):
             shape = (shape,)
@@ -77,8 +90,7 @@ def var(name: str, shape: Sequence[int] | None = None) -> Var:
             ) from None
         if any(n < 0 for n in dims):
             raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
-        return Var(name, dims)
-    return Var(name, None)
+    return Var(name, dims, dtype)
 
 
 def as_expr(value: Any) -> Expr:
@@ -142,6 +154,10 @@ def _axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
         raise ShapeError(f"axis must be an int or a tuple of ints, got {axis!r}")
     if isinstance(axis, int | np.integer):
         return (int(axis),)
+    if not isinstance(axis, tuple | list) or not all(
+        isinstance(a, int | np.integer) and not isinstance(a, bool) for a in axis
+    ):
+        raise ShapeError(f"axis must be an int or a tuple of ints, got {axis!r}")
     try:
         axes = tuple(int(a) for a in axis)
     except TypeError:

@@ -91,7 +91,7 @@ class BackwardRule:
         wrt: the operand differentiated.
         spec: the backward contraction as a valid numpy einsum string: the other operands
             in order, then the output's cotangent, contracted onto the labels of operand
-            ``wrt`` that they carry (``"bi,bj->ij"``).
+            ``wrt`` that they carry (``"bi,bj->ij"``), keeping ``...`` where they have it.
         full: the whole backward as a generalized einsum (output = operand ``wrt``'s term).
         broadcast: labels of operand ``wrt`` no other operand or the output has: the
             result is constant (broadcast) along them.
@@ -110,7 +110,11 @@ class BackwardRule:
 
     @property
     def sums_ellipsis(self) -> bool:
-        """True when numpy broadcasting over ``...`` may have to be summed back."""
+        """True when axes under ``...`` may have to be summed after :attr:`spec`.
+
+        That is when numpy broadcasting stretched operand ``wrt`` along them, or when
+        operand ``wrt`` has no ``...`` at all but the other terms do.
+        """
         return ELLIPSIS in self.full
 
     def apply(self, operands: Sequence[Any], cotangent: Any) -> Any:
@@ -177,8 +181,11 @@ class BackwardRule:
         )
         factors = [f"{name}[{','.join(term)}]" if term else name for name, term in others]
         rhs = " · ".join(deltas + factors)
-        if summed:
-            rhs = f"Σ_{''.join(summed)} {rhs}"
+        summed_text = "".join(summed)
+        if ELLIPSIS not in target and any(ELLIPSIS in term for _, term in others):
+            summed_text += "…"  # the '...' axes are summed too
+        if summed_text:
+            rhs = f"Σ_{summed_text} {rhs}"
         lhs = (
             f"d{self.operand_names[self.wrt]}[{','.join(left)}]"
             if left
@@ -242,6 +249,9 @@ def backward(
     target = parsed.inputs[wrt]
     carried = {label for term in full.inputs for label in term}
     core = "".join(dict.fromkeys(t for t in target if t in carried))
+    if ELLIPSIS in carried and ELLIPSIS not in target:
+        # numpy cannot sum '...' away in an explicit output: keep it, and sum it after.
+        core = ELLIPSIS + core
     contraction = ",".join("".join(term) for term in full.inputs) + "->" + core
     counts = {label: target.count(label) for label in target if label != ELLIPSIS}
     return BackwardRule(

@@ -379,26 +379,27 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
         else:
             out_keys.append(t)
     diagonal_sizes: dict[str, int] = {}
+    resized: dict[str, int] = {}
     for out_key, size in zip(out_keys, like, strict=True):
-        if out_key is None or out_key not in size_of:
-            # Broadcast along a label no input has; repeated ones share one label.
-            if out_key is None:
-                output.append(fresh(size))
-            else:
-                if diagonal_sizes.setdefault(out_key, size) != size:
-                    raise _Mismatch(
-                        f"the result repeats label {_show(out_key)} on axes of different sizes "
-                        f"{sorted({diagonal_sizes[out_key], size})}"
-                    )
-                output.append(label(out_key, size))
+        if out_key is None:
+            output.append(fresh(size))  # an output '...' axis beyond the inputs': broadcast
             continue
-        in_size = size_of[out_key]
-        if in_size == size:
+        if diagonal_sizes.setdefault(out_key, size) != size:
+            raise _Mismatch(
+                f"the result repeats label {_show(out_key)} on axes of different sizes "
+                f"{sorted({diagonal_sizes[out_key], size})}"
+            )
+        in_size = size_of.get(out_key)
+        if in_size is None or in_size == size:
+            # Kept, or broadcast along a label no input has; repeats share one label.
             output.append(label(out_key, size))
         elif in_size == 1 or size == 1:
             # Result axis of size 1 against a larger input axis: the input label is summed
             # and the result keeps a size-1 axis; the other way round it is broadcast.
-            output.append(fresh(size))
+            # Repeats of the label share the new label, so a diagonal stays a diagonal.
+            if out_key not in resized:
+                resized[out_key] = fresh(size)
+            output.append(resized[out_key])
         else:
             raise _Mismatch(
                 f"the result shape {like} gives label {_show(out_key)} size {size}, "
