@@ -168,6 +168,10 @@ class NumpyBackend(Backend):
 
     def asarray(self, value: Any) -> Array:
         array = np.asarray(value)
+        if array.dtype.kind not in "fcbiu":
+            raise TypeError(
+                f"expected numbers, got an array of {array.dtype} ({type(value).__name__})"
+            )
         if array.dtype.kind not in "fc":
             array = array.astype(np.float64)
         return array

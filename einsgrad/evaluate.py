@@ -135,15 +135,22 @@ def evaluate(
         children = [values[walk.index[c]] for c in node.children]
         references = [metas[walk.index[r]] for r in node.references]
         values[i] = node.compute(runner, children, metas[i], references)
-    results = tuple(_finish(values[walk.index[out]], metas[walk.index[out]]) for out in outputs)
-    return results[0] if single else results
+    results: list[Any] = []
+    for out in outputs:
+        # Never hand out the caller's arrays, views of them, or one array twice.
+        taken = [*bound.values(), *results]
+        results.append(_finish(values[walk.index[out]], metas[walk.index[out]], taken))
+    return results[0] if single else tuple(results)
 
 
-def _finish(value: Any, meta: Meta) -> Any:
-    """A fresh, writable array of the inferred dtype (scalars become 0-d arrays)."""
+def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
+    """A fresh, writable array of the inferred dtype (scalars become 0-d arrays).
+
+    ``taken`` are arrays the result must not share memory with.
+    """
     array = np.asarray(value)
     if meta.dtype is not None and array.dtype != meta.dtype and array.dtype.kind == meta.dtype.kind:
         array = array.astype(meta.dtype)
-    if not array.flags.writeable:
+    if not array.flags.writeable or any(np.may_share_memory(array, other) for other in taken):
         array = array.copy()
     return array

@@ -277,7 +277,8 @@ class Const(Expr):
     def __new__(cls, value: Any) -> Const:
         if isinstance(value, bool):
             value = float(value)
-        if isinstance(value, int | float | complex):
+        # numpy scalars (np.float64(2)) are strongly typed, as in numpy: kept as 0-d arrays.
+        if isinstance(value, int | float | complex) and not isinstance(value, np.generic):
             scalar: Scalar = value
             key: tuple[Any, ...] = (type(value).__name__, repr(value))
 

@@ -297,7 +297,11 @@ def _map(name: str, *args: Any) -> Expr:
     exprs = [as_expr(a) for a in args]
     if all(isinstance(e, Const) and e.is_scalar for e in exprs):
         # Fold arithmetic on plain numbers (1.0 / 640) so derived programs stay readable.
-        folded = op.forward(np, *(e.value for e in exprs))  # type: ignore[attr-defined]
+        # Number literals fold in float64 (or complex128), as numpy treats them next to a
+        # float array; integer arithmetic would overflow at int64 (3 ** 40).
+        literals = [np.float64(v) if isinstance(v, int) else v for v in (e.value for e in exprs)]  # type: ignore[attr-defined]
+        with np.errstate(all="ignore"):
+            folded = op.forward(np, *literals)
         return Const(folded.item() if hasattr(folded, "item") else folded)
     shapes = [e.shape for e in exprs]
     shape = None

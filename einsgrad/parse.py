@@ -76,13 +76,21 @@ class _Builder:
     def build(self, node: ast.AST, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail(node, f"expression nested deeper than {MAX_DEPTH} levels")
+        return self._located(node, lambda: self._build(node, depth + 1))
+
+    def _located(self, node: ast.AST, action: Callable[[], Any]) -> Any:
+        """Run ``action``; errors it raises say where in the string they arose, once."""
         try:
-            return self._build(node, depth + 1)
+            return action()
         except ParseError:
             raise
         except EinsgradError as error:
-            # Shape and spec errors keep their class; say where in the string they arose.
-            raise type(error)(f"{error}\n  in: {self._snippet(node)}") from None
+            if getattr(error, "located", False):
+                raise
+            # Shape and spec errors keep their class, with the offending text appended.
+            located = type(error)(f"{error}\n  in: {self._snippet(node)}")
+            located.located = True  # type: ignore[attr-defined]
+            raise located from None
         except TypeError as error:
             raise self.fail(node, str(error)) from None
 
@@ -100,10 +108,19 @@ class _Builder:
                 raise self.fail(node, f"{node.id!r} is a function: call it, e.g. {node.id}(x)")
             return self._variable(node.id)
         if isinstance(node, ast.BinOp):
-            combine = _BINARY.get(type(node.op))
-            if combine is None:
-                raise self.fail(node, f"the operator {type(node.op).__name__} is not supported")
-            return combine(self.build(node.left, depth), self.build(node.right, depth))
+            # A chain a + b + c + ... nests to the left; fold it in a loop, so a long sum
+            # does not count as deep nesting.
+            chain: list[ast.BinOp] = [node]
+            while isinstance(chain[-1].left, ast.BinOp):
+                chain.append(chain[-1].left)
+            result = self.build(chain[-1].left, depth)
+            for link in reversed(chain):
+                combine = _BINARY.get(type(link.op))
+                if combine is None:
+                    raise self.fail(link, f"the operator {type(link.op).__name__} is not supported")
+                right = self.build(link.right, depth)
+                result = self._located(link, lambda: combine(result, right))  # noqa: B023
+            return result
         if isinstance(node, ast.UnaryOp):
             operand = self.build(node.operand, depth)
             if isinstance(node.op, ast.USub):

@@ -206,8 +206,13 @@ def tanh(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     return (g * (1 - y * y),)
 
 
-# The tanh form of the logistic function cannot overflow, unlike 1 / (1 + exp(-x)).
-@elementwise("sigmoid", lambda xp, x: 0.5 * (xp.tanh(0.5 * x) + 1.0))
+def _sigmoid_forward(xp: Any, x: Any) -> Any:
+    """1 / (1 + e^−x) from e^−|x| ≤ 1: no overflow, and full precision for x ≪ 0."""
+    small = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + small), small / (1 + small))
+
+
+@elementwise("sigmoid", _sigmoid_forward)
 def sigmoid(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise logistic function, computed without overflow.
 

@@ -1,0 +1,433 @@
+"""Bad input: every error class, its message, and where its caret points.
+
+Every error einsgrad raises for bad input must be an :class:`einsgrad.EinsgradError`
+(hence a ``ValueError``) of the right subclass, whose message names what is wrong; spec
+and parse errors quote the text with a caret under the offending part. The fuzz tests
+at the end feed junk and accept only two outcomes: a result, or an EinsgradError (no raw
+IndexError, KeyError or numpy error, and no silent garbage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import string
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import einsgrad as eg
+
+
+def caret(message: str) -> tuple[str, int, int]:
+    """The quoted text above the caret line, the caret column in it, and the caret width."""
+    lines = message.splitlines()
+    for k, line in enumerate(lines):
+        stripped = line.strip()
+        if k > 0 and stripped and set(stripped) == {"^"}:
+            text_line, caret_line = lines[k - 1], line
+            indent = len(text_line) - len(text_line.lstrip(" ")) if text_line.strip() else 4
+            indent = min(indent, 4)  # the quote is indented by four spaces
+            column = caret_line.index("^") - indent
+            return text_line[indent:], column, len(stripped)
+    raise AssertionError(f"no caret line in:\n{message}")
+
+
+# --- the hierarchy --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [eg.SpecError, eg.ShapeError, eg.ParseError, eg.GradError])
+def test_every_error_class_is_an_einsgrad_error_and_a_value_error(cls: type) -> None:
+    assert issubclass(cls, eg.EinsgradError)
+    assert issubclass(cls, ValueError)
+    assert issubclass(eg.EinsgradError, ValueError)
+
+
+# --- SpecError: malformed einsum specifications ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "shapes", "needle", "under"),
+    [
+        ("bi,ij->b$", [(2, 3), (3, 4)], "'$' is not a valid label", "$"),
+        ("i->ii", [(3,)], "repeated", "i"),
+        ("i->j", [(3,)], "'j' does not occur in any input", "j"),
+        ("a..b", [(2, 2)], "'.' must be part of '...'", "."),
+        ("ij->ij->i", [(2, 2)], "'->' may appear only once", "->"),
+        ("i,j->i,j", [(2,), (2,)], "single term", ","),
+        ("i...j...->", [(2, 2, 2)], "at most once", "..."),
+        ("ij->...", [(2, 2)], "'...' but no input", "..."),
+        ("i-j", [(2, 2)], "stray '-'", "-"),
+        ("ié->i", [(2, 2)], "'é' is not a valid label", "é"),
+    ],
+)
+def test_malformed_spec(spec: str, shapes: list[tuple[int, ...]], needle: str, under: str) -> None:
+    operands = [eg.var(f"A{k}", shape) for k, shape in enumerate(shapes)]
+    with pytest.raises(eg.SpecError) as info:
+        eg.einsum(spec, *operands)
+    message = str(info.value)
+    assert needle in message
+    assert spec in message
+    text, column, width = caret(message)
+    assert text == spec
+    assert text[column : column + width] == under
+    if spec == "i->ii":
+        assert column == 4  # the repeat, not the first output i
+
+
+def test_the_caret_of_a_repeated_arrow_points_at_the_second_arrow() -> None:
+    with pytest.raises(eg.SpecError) as info:
+        eg.einsum("ij->ij->i", np.ones((2, 2)))
+    _, column, width = caret(str(info.value))
+    assert (column, width) == (6, 2)
+
+
+@pytest.mark.parametrize(("spec", "count"), [("ij,jk->ik", 1), ("ij->ji", 2), ("i,i,i->", 2)])
+def test_wrong_operand_count(spec: str, count: int) -> None:
+    terms = spec.split("->")[0].count(",") + 1
+    with pytest.raises(eg.SpecError, match=rf"{terms} input terms but {count} operands"):
+        eg.einsum(spec, *[np.ones((2, 2))] * count)
+
+
+def test_spec_must_be_a_string() -> None:
+    with pytest.raises(eg.SpecError, match="must be a string"):
+        eg.einsum(3, np.ones(2))
+
+
+def test_bad_variable_name() -> None:
+    with pytest.raises(eg.EinsgradError, match="identifier"):
+        eg.var("1x")
+    with pytest.raises(eg.EinsgradError, match="identifier"):
+        eg.var("a b")
+
+
+# --- ShapeError -------------------------------------------------------------------------------
+
+
+def _assert_label_mismatch(message: str) -> None:
+    assert "'i'" in message
+    assert re.search(r"\b3\b", message) and re.search(r"\b4\b", message)
+    assert re.search(r"\bX\b", message) and re.search(r"\bW\b", message)
+    assert "bi,ij->bj" in message
+
+
+def test_label_size_mismatch_names_operands_label_and_sizes() -> None:
+    X, W = eg.var("X", (2, 3)), eg.var("W", (4, 5))
+    with pytest.raises(eg.ShapeError) as info:
+        eg.einsum("bi,ij->bj", X, W)
+    _assert_label_mismatch(str(info.value))
+
+
+def test_label_size_mismatch_at_evaluation_when_shapes_are_undeclared() -> None:
+    Y = eg.einsum("bi,ij->bj", eg.var("X"), eg.var("W"))
+    with pytest.raises(eg.ShapeError) as info:
+        Y(X=np.ones((2, 3)), W=np.ones((4, 5)))
+    _assert_label_mismatch(str(info.value))
+
+
+def test_rank_mismatch_names_the_operand() -> None:
+    with pytest.raises(eg.ShapeError, match=r"X.*\(2, 3\).*ijk"):
+        eg.einsum("ijk->i", eg.var("X", (2, 3)))
+
+
+def test_missing_variable() -> None:
+    L = eg.sum(eg.var("X") * eg.var("W"))
+    with pytest.raises(eg.ShapeError, match="missing value for variable 'W'"):
+        L(X=np.ones(3))
+
+
+def test_missing_variable_reports_its_declared_shape() -> None:
+    L = eg.sum(eg.var("X", (3,)) * eg.var("W", (3,)))
+    with pytest.raises(eg.ShapeError, match=r"'W' \(shape \(3,\)\)"):
+        L(X=np.ones(3))
+
+
+def test_unknown_variable() -> None:
+    L = eg.sum(eg.var("X"))
+    with pytest.raises(eg.ShapeError, match="unknown variable 'Z'") as info:
+        L(X=np.ones(3), Z=np.ones(3))
+    assert "X" in str(info.value)  # lists what the expression does take
+
+
+def test_wrong_array_shape_for_a_declared_variable() -> None:
+    L = eg.sum(eg.var("X", (2, 3)))
+    with pytest.raises(eg.ShapeError, match=r"'X'.*\(2, 3\).*\(3, 2\)"):
+        L(X=np.ones((3, 2)))
+    with pytest.raises(eg.ShapeError, match=r"\(2, 3\).*\(6,\)"):
+        L(X=np.ones(6))
+
+
+def test_non_constant_exponent() -> None:
+    X, Y = eg.var("X"), eg.var("Y")
+    with pytest.raises(eg.EinsgradError, match="constant real scalar exponent"):
+        X**Y
+    with pytest.raises(eg.EinsgradError, match="constant real scalar exponent"):
+        X ** np.array([1.0, 2.0])
+
+
+def test_where_needs_a_constant_condition() -> None:
+    X = eg.var("X")
+    with pytest.raises(eg.ShapeError, match="constant condition"):
+        eg.where(X, X, 0.0)
+    with pytest.raises(eg.ShapeError, match="constant condition"):
+        eg.where(eg.relu(X), 1.0, X)
+
+
+def test_matmul_inner_size_mismatch() -> None:
+    with pytest.raises(eg.ShapeError) as info:
+        eg.var("A", (2, 3)) @ eg.var("B", (4, 5))
+    message = str(info.value)
+    assert "(2, 3)" in message and "(4, 5)" in message
+    assert "A" in message and "B" in message
+    assert "3 and 4" in message
+
+
+def test_matmul_inner_mismatch_at_evaluation() -> None:
+    product = eg.var("A") @ eg.var("B")
+    with pytest.raises(eg.ShapeError, match=r"\b3\b.*\b4\b|\b4\b.*\b3\b"):
+        product(A=np.ones((2, 3)), B=np.ones((4, 5)))
+
+
+def test_matmul_of_a_scalar() -> None:
+    with pytest.raises(eg.ShapeError, match="rank >= 1"):
+        eg.var("A", (2, 2)) @ 2.0
+
+
+def test_transpose_of_a_three_dimensional_variable() -> None:
+    with pytest.raises(eg.ShapeError, match=r"\.T needs a 2-D operand.*\(2, 3, 4\)"):
+        _ = eg.var("T", (2, 3, 4)).T
+    with pytest.raises(eg.ShapeError, match=r"\(2, 3, 4\)"):
+        eg.var("T").T(T=np.ones((2, 3, 4)))
+
+
+def test_broadcast_mismatch() -> None:
+    with pytest.raises(eg.ShapeError, match=r"do not broadcast.*\(2, 3\).*\(4,\)"):
+        eg.var("X", (2, 3)) + eg.var("Z", (4,))
+    with pytest.raises(eg.ShapeError, match=r"do not broadcast"):
+        (eg.var("X") * eg.var("Z"))(X=np.ones((2, 3)), Z=np.ones(4))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda X: eg.sum(X, 2),
+        lambda X: eg.mean(X, -3),
+        lambda X: eg.logsumexp(X, 5),
+        lambda X: eg.softmax(X, 2),
+        lambda X: eg.sum(X, (0, 0)),
+        lambda X: eg.log_softmax(X, (1, -1)),
+    ],
+)
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_bad_axes(build: Callable[[eg.Expr], eg.Expr], declared: bool) -> None:
+    X = eg.var("X", (2, 3) if declared else None)
+    with pytest.raises(eg.ShapeError):
+        build(X)(X=np.ones((2, 3)))
+
+
+def test_a_variable_declared_twice_with_different_shapes() -> None:
+    expr = eg.var("A", (2,)) + eg.var("A")
+    with pytest.raises(eg.ShapeError, match="declared twice"):
+        expr(A=np.ones(2))
+
+
+# --- GradError ----------------------------------------------------------------------------------
+
+
+def test_non_scalar_loss() -> None:
+    X = eg.var("X", (2, 3))
+    with pytest.raises(eg.GradError) as info:
+        eg.grad(eg.tanh(X), X)
+    assert "(2, 3)" in str(info.value)
+    assert "vjp" in str(info.value)
+
+
+def test_non_scalar_loss_of_unknown_shape_fails_at_evaluation() -> None:
+    X = eg.var("X")
+    dX = eg.grad(eg.tanh(X) * 2.0, X)  # the shape is unknown: cannot tell yet
+    with pytest.raises(eg.GradError) as info:
+        dX(X=np.ones((2, 3)))
+    assert "(2, 3)" in str(info.value)
+    assert "vjp" in str(info.value)
+    # A scalar array is a scalar loss: the same gradient evaluates.
+    np.testing.assert_allclose(dX(X=np.array(0.5)), 2.0 * (1 - np.tanh(0.5) ** 2))
+
+
+def test_unknown_wrt_name() -> None:
+    L = eg.sum(eg.var("X") * eg.var("W"))
+    with pytest.raises(eg.GradError, match=r"wrt='Q' is not a variable.*W, X"):
+        eg.grad(L, "Q")
+    with pytest.raises(eg.GradError, match="'Q'"):
+        eg.grad(L, ["X", "Q"])
+
+
+def test_unused_variable_without_allow_unused() -> None:
+    L = eg.sum(eg.var("X"))
+    with pytest.raises(eg.GradError, match=r"'Q' does not occur.*allow_unused"):
+        eg.grad(L, eg.var("Q", (3,)))
+
+
+def test_allow_unused_gives_zeros_of_the_right_shape() -> None:
+    X = eg.var("X", (2, 3))
+    Q, R = eg.var("Q", (4,)), eg.var("R")
+    dX, dQ, dR = eg.grad(eg.sum(eg.exp(X)), [X, Q, R], allow_unused=True)
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    values = eg.evaluate([dX, dQ, dR], X=x, R=np.ones((5, 2)))
+    np.testing.assert_allclose(values[0], np.exp(x))
+    assert values[1].shape == (4,) and not values[1].any()
+    assert values[2].shape == (5, 2) and not values[2].any()
+    # And just the unused one, on its own.
+    (only,) = eg.grad(eg.sum(eg.exp(X)), [Q], allow_unused=True)
+    assert only(X=x).shape == (4,)
+
+
+@pytest.mark.parametrize("wrt", [3, None, 1.5, np.ones(2)], ids=["int", "None", "float", "array"])
+def test_wrt_of_the_wrong_kind(wrt: Any) -> None:
+    with pytest.raises(eg.GradError, match="wrt"):
+        eg.grad(eg.sum(eg.var("X")), wrt)
+
+
+def test_empty_wrt() -> None:
+    with pytest.raises(eg.GradError, match="empty"):
+        eg.grad(eg.sum(eg.var("X")), [])
+
+
+def test_grad_of_something_that_is_not_an_expression() -> None:
+    with pytest.raises(eg.GradError, match="expression"):
+        eg.grad(3.0, "X")
+
+
+# --- ParseError (more in test_parse.py) --------------------------------------------------------
+
+
+def test_parse_error_caret_points_at_the_offending_text() -> None:
+    source = "sum(X) + X.shape"
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr(source)
+    text, column, width = caret(str(info.value))
+    assert text == source
+    assert text[column : column + width] == "X.shape"
+    assert f"column {column + 1}" in str(info.value)
+
+
+# --- wrong Python types: TypeError with a pointer to the right spelling ---------------------
+
+
+@pytest.mark.parametrize(
+    "junk", ["X", object(), None, [object()]], ids=["str", "object", "None", "list"]
+)
+def test_wrong_python_types_raise_type_error(junk: Any) -> None:
+    with pytest.raises(TypeError, match=r"string|cannot use"):
+        eg.var("X", (2,)) + junk
+
+
+def test_an_expression_has_no_truth_value() -> None:
+    with pytest.raises(TypeError, match="truth value"):
+        bool(eg.var("X"))
+
+
+# --- fuzz: junk in, EinsgradError out ---------------------------------------------------------
+
+
+X2 = eg.var("X2", (2, 3))
+XU = eg.var("XU")
+JUNK: list[tuple[str, Callable[[], Any]]] = [
+    ("negative shape", lambda: eg.var("a", (-1, 2))),
+    ("shape of strings", lambda: eg.var("a", "ab")),
+    ("shape with None", lambda: eg.var("a", (None, 2))),
+    ("axis float", lambda: eg.sum(X2, 1.5)),
+    ("axis string", lambda: eg.sum(X2, "a")),
+    ("axis tuple of floats", lambda: eg.sum(X2, (1.5,))),
+    ("axis bool", lambda: eg.mean(X2, True)),
+    ("axis out of range", lambda: eg.logsumexp(X2, 9)),
+    ("spec empty", lambda: eg.einsum("", X2)),
+    ("spec only arrow", lambda: eg.einsum("->", X2)),
+    ("spec digits", lambda: eg.einsum("12->", X2)),
+    ("spec too many labels", lambda: eg.einsum("ijk->k", X2)),
+    ("spec unknown rank at evaluation", lambda: eg.einsum("ijk->k", XU)(XU=np.ones((2, 3)))),
+    ("array of strings", lambda: eg.exp(XU)(XU=np.array(["a", "b"]))),
+    ("string value", lambda: eg.exp(XU)(XU="abc")),
+    ("ragged list", lambda: eg.exp(XU)(XU=[[1.0], [1.0, 2.0]])),
+    ("object value", lambda: eg.exp(XU)(XU=object())),
+    ("None value", lambda: eg.exp(XU)(XU=None)),
+    ("dict value", lambda: eg.exp(XU)(XU={"a": 1})),
+    ("parse junk", lambda: eg.parse_expr("X +* Y")),
+    ("parse unbalanced", lambda: eg.parse_expr("sum(X")),
+    ("parse bytes", lambda: eg.parse_expr(b"X")),
+    ("grad of string junk", lambda: eg.grad("X ** Y", "X")),
+]
+
+
+@pytest.mark.parametrize(("what", "attempt"), JUNK, ids=[w for w, _ in JUNK])
+def test_junk_raises_an_einsgrad_error(what: str, attempt: Callable[[], Any]) -> None:
+    with pytest.raises(eg.EinsgradError):
+        attempt()
+
+
+SPEC_ALPHABET = "ijk.,->$ A1"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=st.text(alphabet=SPEC_ALPHABET, max_size=10),
+    shapes=st.lists(st.lists(st.integers(1, 3), max_size=3).map(tuple), min_size=1, max_size=3),
+    declared=st.booleans(),
+)
+def test_fuzzed_einsum_specs(spec: str, shapes: list[tuple[int, ...]], declared: bool) -> None:
+    """A result equal to numpy's, or an EinsgradError; nothing else."""
+    arrays = {f"A{k}": np.arange(1.0, 1.0 + np.prod(s)).reshape(s) for k, s in enumerate(shapes)}
+    try:
+        expr = eg.einsum(
+            spec, *(eg.var(n, a.shape if declared else None) for n, a in arrays.items())
+        )
+        value = expr(**arrays)
+    except eg.EinsgradError:
+        return
+    try:
+        expected = np.einsum(spec, *arrays.values())
+    except ValueError:
+        return  # einsgrad is allowed to accept more (size-1 broadcasting of labels)
+    np.testing.assert_allclose(value, expected)
+
+
+# fmt: off
+TOKENS = [
+    "X", "Y", "(", ")", "+", "-", "*", "/", "**", "@", ".T", ",", "sum(", "exp(", "log(",
+    "einsum(", "'ij->ji'", "'i,i->'", "axis=", "0", "1", "-1", "2", "0.5", "1e400", "[", "]",
+    "lambda", ":", "if", "else", "__import__", ".", "'s'", "=", "softmax(", "maximum(", "None",
+    "(0, 1)", " ",
+]
+# fmt: on
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12))
+def test_fuzzed_expression_strings(tokens: list[str]) -> None:
+    """parse_expr and evaluation give a value or an EinsgradError; nothing else."""
+    source = "".join(tokens)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", SyntaxWarning)  # from ast.parse, e.g. "1e400if"
+        try:
+            expr = eg.parse_expr(source)
+        except eg.EinsgradError:
+            return
+        names = sorted({v.name for v in expr.variables})
+        arrays = {n: np.full((2, 2), 0.75) for n in names}
+        try:
+            expr(**arrays)
+        except eg.EinsgradError:
+            return
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=string.printable, max_size=30))
+def test_fuzzed_arbitrary_text(source: str) -> None:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", SyntaxWarning)
+        with contextlib.suppress(eg.EinsgradError):
+            eg.parse_expr(source)

@@ -1,0 +1,751 @@
+"""Every elementwise op and reduction: values and derivatives against two oracles.
+
+Each derivative einsgrad derives is compared with
+
+* HIPS autograd (``autograd.grad``) applied to the same function written with
+  ``autograd.numpy``, and
+* central finite differences of einsgrad's own forward evaluation,
+
+for declared and undeclared (``shape=None``) variables, under numpy broadcasting, along
+every kind of ``axis``, at large magnitudes (stability), at kinks (documented
+conventions), to second order (grad of grad), and for float32 inputs.
+
+The op tables are checked against the primitive registries, so registering a new
+primitive without adding a test case here fails :func:`test_tables_cover_the_registry`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+import einsgrad as eg
+from einsgrad.primitives import ELEMENTWISE, REDUCTIONS
+
+Shape = tuple[int, ...]
+FD_STEP = 1e-6
+RTOL = 1e-5
+ATOL = 1e-6
+
+
+# --- oracles ----------------------------------------------------------------------------------
+
+
+def finite_difference(
+    f: Callable[[dict[str, np.ndarray]], Any], arrays: Mapping[str, np.ndarray], name: str
+) -> np.ndarray:
+    """Central differences of the scalar ``f(arrays)`` with respect to ``arrays[name]``."""
+    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    x = point[name]
+    result = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + FD_STEP
+        up = float(f(point))
+        x[index] = original - FD_STEP
+        down = float(f(point))
+        x[index] = original
+        result[index] = (up - down) / (2 * FD_STEP)
+    return result
+
+
+def autograd_gradients(
+    ref: Callable[..., Any], arrays: Mapping[str, np.ndarray], names: Sequence[str]
+) -> tuple[np.ndarray, ...]:
+    """autograd's gradient of ``ref(**arrays)`` with respect to each of ``names``."""
+
+    def as_positional(*values: Any) -> Any:
+        return ref(**{**arrays, **dict(zip(names, values, strict=True))})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "output seems independent of input"
+        grads = autograd.grad(as_positional, tuple(range(len(names))))(*(arrays[n] for n in names))
+    return tuple(np.asarray(g) for g in grads)
+
+
+def check_gradients(
+    loss: eg.Expr,
+    ref: Callable[..., Any],
+    arrays: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    *,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> tuple[np.ndarray, ...]:
+    """Assert value and gradients of ``loss`` match ``ref`` (autograd) and finite differences."""
+    np.testing.assert_allclose(loss(**arrays), ref(**arrays), rtol=1e-10, atol=1e-12)
+    grads = eg.evaluate(list(eg.grad(loss, list(names))), **arrays)
+    expected = autograd_gradients(ref, arrays, names)
+    for name, got, want in zip(names, grads, expected, strict=True):
+        assert got.shape == np.shape(arrays[name]), name
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"autograd, d/d{name}")
+        numeric = finite_difference(lambda point: loss(**point), arrays, name)
+        np.testing.assert_allclose(got, numeric, rtol=rtol, atol=atol, err_msg=f"FD, d/d{name}")
+    return tuple(grads)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def sample(rng: np.random.Generator, shape: Shape, domain: str, slot: int) -> np.ndarray:
+    """Random inputs that keep finite differences away from every kink.
+
+    ``"real"`` values of argument ``slot`` lie within 0.05 of ``0.5 k + 0.125 + 0.25 slot``:
+    at least 0.075 from 0, and two arguments at least 0.15 apart, so relu, abs, maximum
+    and minimum are smooth within a finite-difference step. ``"positive"`` is [0.5, 2].
+    """
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    lattice = 0.5 * rng.integers(-4, 4, size=shape) + 0.125 + 0.25 * slot
+    return lattice + rng.uniform(-0.05, 0.05, size=shape)
+
+
+def declare(name: str, shape: Shape, declared: bool) -> eg.Var:
+    return eg.var(name, shape if declared else None)
+
+
+# --- the elementwise table --------------------------------------------------------------------
+
+
+def _sigmoid(x: Any) -> Any:
+    return 1.0 / (1.0 + anp.exp(-x))
+
+
+BINARY_SHAPES: list[tuple[Shape, ...]] = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((3, 1), (1, 4)),
+    ((3, 4), ()),
+    ((), (2, 3)),
+]
+UNARY_SHAPES: list[tuple[Shape, ...]] = [((3, 4),), ((5,),), ((),)]
+CONDITION = np.array([[True, False, True, True], [False, False, True, False], [True] * 4])
+ZEROS = np.zeros(CONDITION.shape)
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """A registered elementwise primitive, as einsgrad calls it and as autograd does."""
+
+    name: str
+    build: Callable[..., Any]
+    ref: Callable[..., Any]
+    domains: tuple[str, ...]
+    shapes: tuple[tuple[Shape, ...], ...]
+
+
+def _case(
+    name: str,
+    build: Callable[..., Any],
+    ref: Callable[..., Any],
+    domains: tuple[str, ...] = ("real",),
+    shapes: Sequence[tuple[Shape, ...]] | None = None,
+) -> OpCase:
+    default = UNARY_SHAPES if len(domains) == 1 else BINARY_SHAPES
+    return OpCase(name, build, ref, domains, tuple(shapes or default))
+
+
+ELEMENTWISE_CASES: dict[str, OpCase] = {
+    c.name: c
+    for c in [
+        _case("add", lambda a, b: a + b, lambda a, b: a + b, ("real", "real")),
+        _case("subtract", lambda a, b: a - b, lambda a, b: a - b, ("real", "real")),
+        _case("multiply", lambda a, b: a * b, lambda a, b: a * b, ("real", "real")),
+        _case("divide", lambda a, b: a / b, lambda a, b: a / b, ("real", "positive")),
+        _case("negative", lambda x: -x, lambda x: -x),
+        _case("power", lambda x: x**3, lambda x: x**3),
+        _case("exp", eg.exp, anp.exp),
+        _case("log", eg.log, anp.log, ("positive",)),
+        _case("sqrt", eg.sqrt, anp.sqrt, ("positive",)),
+        _case("tanh", eg.tanh, anp.tanh),
+        _case("sigmoid", eg.sigmoid, _sigmoid),
+        _case("relu", eg.relu, lambda x: anp.maximum(x, 0.0)),
+        _case("abs", eg.abs, anp.abs),
+        _case("maximum", eg.maximum, anp.maximum, ("real", "real")),
+        _case("minimum", eg.minimum, anp.minimum, ("real", "real")),
+        _case(
+            "where",
+            lambda a, b: eg.where(CONDITION, a, b),
+            # autograd's where does not sum broadcast cotangents back: broadcast first.
+            lambda a, b: anp.where(CONDITION, a + ZEROS, b + ZEROS),
+            ("real", "real"),
+            [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((), (3, 4)), ((), ())],
+        ),
+    ]
+}
+
+# Masks: piecewise constant, registered as not differentiable. Built as IR nodes because
+# they are internal (the derivative rules of relu, abs, maximum and minimum use them).
+MASK_CASES: dict[str, tuple[Callable[..., Any], int]] = {
+    "greater": (lambda a, b: (np.greater(a, b)).astype(np.float64), 2),
+    "equal": (lambda a, b: (np.equal(a, b)).astype(np.float64), 2),
+    "sign": (np.sign, 1),
+}
+
+REDUCTION_CASES: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "logsumexp": (eg.logsumexp, lambda x, axis: anp.log(anp.sum(anp.exp(x), axis=axis))),
+}
+
+
+def test_tables_cover_the_registry() -> None:
+    differentiable = {name for name, op in ELEMENTWISE.items() if op.differentiable}
+    masks = {name for name, op in ELEMENTWISE.items() if not op.differentiable}
+    assert set(ELEMENTWISE_CASES) == differentiable
+    assert set(MASK_CASES) == masks
+    assert set(REDUCTION_CASES) == set(REDUCTIONS)
+
+
+def _op_params() -> list[Any]:
+    return [
+        pytest.param(case, shapes, id=f"{case.name}-{'x'.join(map(str, shapes))}")
+        for case in ELEMENTWISE_CASES.values()
+        for shapes in case.shapes
+    ]
+
+
+def _inputs(case: OpCase, shapes: tuple[Shape, ...], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        f"A{k}": sample(rng, shape, domain, k)
+        for k, (shape, domain) in enumerate(zip(shapes, case.domains, strict=True))
+    }
+
+
+def _loss_of(case: OpCase, shapes: tuple[Shape, ...], declared: bool, dtype: Any = np.float64):
+    """``sum(op(args) * C)`` in einsgrad and in autograd, for a fixed random cotangent C."""
+    out_shape = np.broadcast_shapes(*shapes, *(() if case.name != "where" else (CONDITION.shape,)))
+    weights = np.random.default_rng(99).normal(size=out_shape).astype(dtype)
+    variables = [declare(f"A{k}", shape, declared) for k, shape in enumerate(shapes)]
+    loss = eg.sum(case.build(*variables) * weights)
+
+    def ref(**arrays: Any) -> Any:
+        return anp.sum(case.ref(*(arrays[f"A{k}"] for k in range(len(shapes)))) * weights)
+
+    return loss, ref
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+@pytest.mark.parametrize(("case", "shapes"), _op_params())
+def test_elementwise_gradient(case: OpCase, shapes: tuple[Shape, ...], declared: bool) -> None:
+    arrays = _inputs(case, shapes, seed=len(case.name) + 7 * len(shapes[0]))
+    loss, ref = _loss_of(case, shapes, declared)
+    check_gradients(loss, ref, arrays, list(arrays))
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES.values(), ids=lambda c: c.name)
+def test_elementwise_forward_shape_and_value(case: OpCase) -> None:
+    shapes = case.shapes[min(1, len(case.shapes) - 1)]
+    arrays = _inputs(case, shapes, seed=3)
+    expr = case.build(*(eg.var(name) for name in arrays))
+    value = expr(**arrays)
+    expected = np.asarray(case.ref(*arrays.values()))
+    assert value.shape == expected.shape
+    np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("case", "shapes"), _op_params())
+def test_elementwise_float32(case: OpCase, shapes: tuple[Shape, ...]) -> None:
+    """float32 in gives float32 values and gradients, close to the float64 results."""
+    arrays = _inputs(case, shapes, seed=5)
+    loss64, _ = _loss_of(case, shapes, declared=False)
+    loss32, _ = _loss_of(case, shapes, declared=False, dtype=np.float32)
+    arrays32 = {k: v.astype(np.float32) for k, v in arrays.items()}
+    value = loss32(**arrays32)
+    assert value.dtype == np.float32
+    np.testing.assert_allclose(value, loss64(**arrays), rtol=1e-4, atol=1e-4)
+    grads32 = eg.evaluate(list(eg.grad(loss32, list(arrays))), **arrays32)
+    grads64 = eg.evaluate(list(eg.grad(loss64, list(arrays))), **arrays)
+    for g32, g64 in zip(grads32, grads64, strict=True):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MASK_CASES))
+def test_masks_are_exact_and_have_zero_derivative(name: str) -> None:
+    reference, arity = MASK_CASES[name]
+    op = ELEMENTWISE[name]
+    rng = np.random.default_rng(11)
+    # Values: integers, so that ties and zeros occur.
+    ints = {f"A{k}": rng.integers(-2, 3, size=(4, 5)).astype(np.float64) for k in range(arity)}
+    variables = [eg.var(n) for n in ints]
+    mask = eg.Map(op, variables, None)
+    np.testing.assert_array_equal(mask(**ints), reference(*ints.values()))
+    # Derivative: away from ties the mask is a constant factor, so
+    # d/dA0 sum(mask * A0**2) = mask * 2 A0 (autograd sees the mask as a constant too).
+    arrays = {f"A{k}": sample(rng, (4, 5), "real", k) for k in range(arity)}
+    loss = eg.sum(mask * variables[0] ** 2) + eg.sum(variables[-1] * 0.0)
+    constant = reference(*arrays.values())
+    check_gradients(
+        loss,
+        lambda **a: anp.sum(constant * a["A0"] ** 2) + anp.sum(a[f"A{arity - 1}"] * 0.0),
+        arrays,
+        ["A0"] if name == "equal" else list(arrays),
+    )
+
+
+# --- power: every exponent branch ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exponent", "domain"),
+    [
+        (2, "real"),
+        (3, "real"),
+        (1, "real"),
+        (0, "real"),
+        (-2, "real"),
+        (0.5, "positive"),
+        (-1.5, "positive"),
+        (2.5, "positive"),
+        (1.0, "positive"),
+    ],
+)
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_power_exponents(exponent: float, domain: str, declared: bool) -> None:
+    rng = np.random.default_rng(17)
+    arrays = {"X": sample(rng, (2, 3), domain, 0)}
+    weights = rng.normal(size=(2, 3))
+    x = declare("X", (2, 3), declared)
+    loss = eg.sum(x**exponent * weights)
+    check_gradients(loss, lambda X: anp.sum(X**exponent * weights), arrays, ["X"])
+
+
+def test_power_of_a_composite_and_reflected_scalars() -> None:
+    rng = np.random.default_rng(2)
+    arrays = {"X": rng.normal(size=(3,)), "Y": rng.uniform(0.5, 2, size=(3,))}
+    x, y = eg.var("X"), eg.var("Y")
+    loss = eg.sum((2.0 - x * y) ** 3 / (1 + y) + 3 / y - (x - 1) ** 2)
+    check_gradients(
+        loss,
+        lambda X, Y: anp.sum((2.0 - X * Y) ** 3 / (1 + Y) + 3 / Y - (X - 1) ** 2),
+        arrays,
+        ["X", "Y"],
+    )
+
+
+# --- reductions over axes ---------------------------------------------------------------------
+
+
+def _lse(x: Any, axis: Any) -> Any:
+    return anp.log(anp.sum(anp.exp(x), axis=axis))
+
+
+def _softmax(x: Any, axis: Any) -> Any:
+    e = anp.exp(x)
+    return e / anp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x: Any, axis: Any) -> Any:
+    return x - anp.log(anp.sum(anp.exp(x), axis=axis, keepdims=True))
+
+
+AXIS_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "sum": (eg.sum, lambda x, axis: anp.sum(x, axis=axis)),
+    "mean": (eg.mean, lambda x, axis: anp.mean(x, axis=axis)),
+    "softmax": (eg.softmax, _softmax),
+    "log_softmax": (eg.log_softmax, _log_softmax),
+    "logsumexp": (eg.logsumexp, _lse),
+}
+AXES: list[Any] = [None, 0, 1, -1, -3, (0, 2), (-1, 0), (2, 1, 0), (1,), ()]
+
+
+def _reduced_shape(shape: Shape, axis: Any, name: str) -> Shape:
+    if name in ("softmax", "log_softmax"):
+        return shape
+    return np.sum(np.zeros(shape), axis=axis).shape
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+@pytest.mark.parametrize("axis", AXES, ids=repr)
+@pytest.mark.parametrize("name", sorted(AXIS_FUNCTIONS))
+def test_axis_variants(name: str, axis: Any, declared: bool) -> None:
+    build, reference = AXIS_FUNCTIONS[name]
+    shape = (2, 3, 4)
+    rng = np.random.default_rng(23)
+    arrays = {"X": rng.normal(size=shape)}
+    weights = rng.normal(size=_reduced_shape(shape, axis, name))
+    x = declare("X", shape, declared)
+    out = build(x, axis)
+    assert out(**arrays).shape == weights.shape
+    loss = eg.sum(out * weights)
+    check_gradients(loss, lambda X: anp.sum(reference(X, axis) * weights), arrays, ["X"])
+
+
+def test_default_axes() -> None:
+    """softmax and log_softmax default to the last axis; the others to all axes."""
+    x = np.random.default_rng(1).normal(size=(2, 3))
+    X = eg.var("X")
+    np.testing.assert_allclose(eg.softmax(X)(X=x), _softmax(x, -1))
+    np.testing.assert_allclose(eg.log_softmax(X)(X=x), _log_softmax(x, -1))
+    np.testing.assert_allclose(eg.logsumexp(X)(X=x), _lse(x, None))
+    np.testing.assert_allclose(eg.sum(X)(X=x), np.sum(x))
+    np.testing.assert_allclose(eg.mean(X)(X=x), np.mean(x))
+    np.testing.assert_allclose(X.sum(0)(X=x), np.sum(x, axis=0))
+    np.testing.assert_allclose(X.mean(axis=1)(X=x), np.mean(x, axis=1))
+
+
+@pytest.mark.parametrize("axis", [None, -1, (0, 2)], ids=repr)
+@pytest.mark.parametrize("name", sorted(AXIS_FUNCTIONS))
+def test_axis_functions_keep_float32(name: str, axis: Any) -> None:
+    build, _ = AXIS_FUNCTIONS[name]
+    x = np.random.default_rng(24).normal(size=(2, 3, 4))
+    weights = np.random.default_rng(25).normal(size=_reduced_shape(x.shape, axis, name))
+    X = eg.var("X")
+    loss32 = eg.sum(build(X, axis) * weights.astype(np.float32))
+    loss64 = eg.sum(build(X, axis) * weights)
+    value, grad = eg.evaluate([loss32, eg.grad(loss32, X)], X=x.astype(np.float32))
+    assert value.dtype == np.float32 and grad.dtype == np.float32
+    np.testing.assert_allclose(value, loss64(X=x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grad, eg.grad(loss64, X)(X=x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTION_CASES))
+@pytest.mark.parametrize("shape", [(5,), (2, 3), ()], ids=str)
+def test_registered_reductions(name: str, shape: Shape) -> None:
+    build, reference = REDUCTION_CASES[name]
+    rng = np.random.default_rng(4)
+    arrays = {"X": rng.normal(size=shape)}
+    loss = build(eg.var("X", shape))
+    check_gradients(loss, lambda X: reference(X, None), arrays, ["X"])
+
+
+def test_softmax_sums_to_one_along_its_axes() -> None:
+    x = np.random.default_rng(8).normal(size=(2, 3, 4)) * 5
+    X = eg.var("X")
+    for axis in [0, -1, (0, 2)]:
+        np.testing.assert_allclose(np.sum(eg.softmax(X, axis)(X=x), axis=axis), 1.0)
+
+
+# --- stability -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [1000.0, -1000.0])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_softmax_and_logsumexp_are_stable(offset: float, declared: bool) -> None:
+    rng = np.random.default_rng(5)
+    small = rng.normal(size=(3, 4))
+    x = small + offset
+    weights = rng.normal(size=(3, 4))
+    X = declare("X", (3, 4), declared)
+    with np.errstate(all="raise"):  # no overflow, underflow-to-nan or invalid operation
+        lse = eg.logsumexp(X, -1)(X=x)
+        soft = eg.softmax(X)(X=x)
+        log_soft = eg.log_softmax(X)(X=x)
+        d_lse = eg.grad(eg.sum(eg.logsumexp(X, -1)), X)(X=x)
+        d_soft = eg.grad(eg.sum(eg.softmax(X) * weights), X)(X=x)
+        d_log_soft = eg.grad(eg.sum(eg.log_softmax(X) * weights), X)(X=x)
+    for value in (lse, soft, log_soft, d_lse, d_soft, d_log_soft):
+        assert np.all(np.isfinite(value))
+    # All of these are shift-invariant, or shift exactly: compare with the small inputs.
+    np.testing.assert_allclose(lse, offset + _lse(small, -1), rtol=1e-14)
+    np.testing.assert_allclose(soft, _softmax(small, -1), rtol=1e-12)
+    np.testing.assert_allclose(log_soft, _log_softmax(small, -1), atol=1e-10)
+    np.testing.assert_allclose(d_lse, _softmax(small, -1), rtol=1e-12)
+    expected_soft = autograd.grad(lambda s: anp.sum(_softmax(s, -1) * weights))(small)
+    expected_log_soft = autograd.grad(lambda s: anp.sum(_log_softmax(s, -1) * weights))(small)
+    np.testing.assert_allclose(d_soft, expected_soft, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(d_log_soft, expected_log_soft, rtol=1e-10, atol=1e-12)
+    numeric = finite_difference(lambda p: eg.sum(eg.softmax(X) * weights)(**p), {"X": x}, "X")
+    np.testing.assert_allclose(d_soft, numeric, atol=1e-5)
+
+
+def test_log_softmax_with_a_huge_spread() -> None:
+    """exp(-2000) underflows to 0: a naive log(softmax) would give -inf; this must not."""
+    x = np.array([1000.0, 0.0, -1000.0])
+    weights = np.array([0.5, -1.0, 2.0])
+    X = eg.var("X", (3,))
+    np.testing.assert_allclose(eg.log_softmax(X)(X=x), [0.0, -1000.0, -2000.0], atol=1e-12)
+    np.testing.assert_allclose(eg.logsumexp(X)(X=x), 1000.0, rtol=1e-15)
+    grad = eg.grad(eg.sum(eg.log_softmax(X) * weights), X)(X=x)
+    shift = np.max(x)  # a constant: log_softmax(x) = (x - c) - log(sum(exp(x - c)))
+    expected = autograd.grad(lambda v: anp.sum(_log_softmax(v - shift, None) * weights))(x)
+    np.testing.assert_allclose(grad, expected, atol=1e-12)
+    numeric = finite_difference(lambda p: eg.sum(eg.log_softmax(X) * weights)(**p), {"X": x}, "X")
+    np.testing.assert_allclose(grad, numeric, atol=1e-5)
+
+
+def _stable_sigmoid(v: Any) -> Any:
+    return anp.exp(-anp.logaddexp(0.0, -v))
+
+
+def test_sigmoid_is_stable_at_large_magnitudes() -> None:
+    x = np.array([-1000.0, -5.0, 0.0, 5.0, 50.0, 1000.0])
+    X = eg.var("X")
+    with np.errstate(over="raise", invalid="raise"):
+        value = eg.sigmoid(X)(X=x)
+        grad = eg.grad(eg.sum(eg.sigmoid(X)), X)(X=x)
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(
+        value, [0.0, 1 / (1 + np.exp(5.0)), 0.5, 1 / (1 + np.exp(-5.0)), 1, 1]
+    )
+    expected = autograd.grad(lambda v: anp.sum(_stable_sigmoid(v)))(x)
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
+    numeric = finite_difference(lambda p: eg.sum(eg.sigmoid(X))(**p), {"X": x}, "X")
+    np.testing.assert_allclose(grad, numeric, atol=1e-7)
+
+
+def test_sigmoid_keeps_relative_accuracy_in_the_left_tail() -> None:
+    """sigmoid(-50) = 1.9e-22 is a normal float64; so is its derivative, and log of it is -50."""
+    x = np.array([-20.0, -40.0, -50.0, -700.0])
+    X = eg.var("X")
+    exact = np.exp(x) / (1 + np.exp(x))  # no cancellation for x < 0
+    np.testing.assert_allclose(eg.sigmoid(X)(X=x), exact, rtol=1e-12)
+    np.testing.assert_allclose(eg.log(eg.sigmoid(X))(X=x), x - np.log1p(np.exp(x)), rtol=1e-12)
+    # Closed form σ'(x) = e^x / (1 + e^x)², exact for x < 0. autograd's logaddexp gradient
+    # is not an oracle here: it rounds σ'(-50) to 0.
+    expected = np.exp(x) / (1 + np.exp(x)) ** 2
+    np.testing.assert_allclose(eg.grad(eg.sum(eg.sigmoid(X)), X)(X=x), expected, rtol=1e-10)
+    # Finite differences of the summed loss carry ~1e-19 of rounding from the -20 entry.
+    numeric = finite_difference(lambda p: eg.sum(eg.sigmoid(X))(**p), {"X": x}, "X")
+    np.testing.assert_allclose(expected, numeric, rtol=1e-3, atol=1e-18)
+
+
+# --- kinks: documented conventions -----------------------------------------------------------
+
+
+KINK_INPUT = np.array([-1.5, 0.0, 2.0, 0.0])
+
+
+def test_relu_derivative_at_zero_is_zero() -> None:
+    X = eg.var("X")
+    grad = eg.grad(eg.sum(eg.relu(X)), X)(X=KINK_INPUT)
+    np.testing.assert_array_equal(grad, [0.0, 0.0, 1.0, 0.0])  # documented: relu'(0) = 0
+    # autograd's where-form of relu has the same convention (JAX's and torch's) ...
+    expected = autograd.grad(lambda x: anp.sum(anp.where(x > 0, x, 0.0)))(KINK_INPUT)
+    np.testing.assert_array_equal(grad, expected)
+    # ... while its maximum(x, 0) splits the tie; einsgrad's maximum does the same.
+    split = autograd.grad(lambda x: anp.sum(anp.maximum(x, 0.0)))(KINK_INPUT)
+    np.testing.assert_array_equal(eg.grad(eg.sum(eg.maximum(X, 0.0)), X)(X=KINK_INPUT), split)
+    assert split[1] == 0.5
+
+
+def test_abs_derivative_at_zero_is_zero() -> None:
+    X = eg.var("X")
+    grad = eg.grad(eg.sum(eg.abs(X)), X)(X=KINK_INPUT)
+    np.testing.assert_array_equal(grad, [-1.0, 0.0, 1.0, 0.0])  # documented: |x|'(0) = 0
+    np.testing.assert_array_equal(grad, autograd.grad(lambda x: anp.sum(anp.abs(x)))(KINK_INPUT))
+    # The symmetric difference quotient of |x| at 0 is 0 as well.
+    numeric = finite_difference(lambda p: eg.sum(eg.abs(X))(**p), {"X": KINK_INPUT}, "X")
+    np.testing.assert_allclose(grad, numeric, atol=ATOL)
+
+
+@pytest.mark.parametrize(("op", "ref"), [(eg.maximum, anp.maximum), (eg.minimum, anp.minimum)])
+def test_ties_split_evenly(op: Callable[..., Any], ref: Callable[..., Any]) -> None:
+    a = np.array([1.0, 2.0, -3.0, 0.5])
+    b = np.array([1.0, 1.0, -3.0, 4.0])
+    A, B = eg.var("A"), eg.var("B")
+    loss = eg.sum(op(A, B))
+    da, db = eg.evaluate(list(eg.grad(loss, [A, B])), A=a, B=b)
+    tie = a == b
+    np.testing.assert_array_equal(da[tie], 0.5)  # documented: ties split 0.5/0.5
+    np.testing.assert_array_equal(db[tie], 0.5)
+    np.testing.assert_array_equal(da + db, 1.0)
+    expected = autograd.grad(lambda x, y: anp.sum(ref(x, y)), (0, 1))(a, b)
+    np.testing.assert_array_equal(da, expected[0])
+    np.testing.assert_array_equal(db, expected[1])
+    # Moving one argument of a tie moves the result half as fast on average: the
+    # central difference quotient is exactly the split.
+    for name, got in (("A", da), ("B", db)):
+        numeric = finite_difference(lambda p: loss(**p), {"A": a, "B": b}, name)
+        np.testing.assert_allclose(got, numeric, atol=ATOL)
+    # The same variable on both sides: both halves come back.
+    np.testing.assert_array_equal(eg.grad(eg.sum(op(A, A)), A)(A=a), np.ones_like(a))
+
+
+def test_tie_with_a_broadcast_constant() -> None:
+    x = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    X = eg.var("X")
+    grad = eg.grad(eg.sum(eg.minimum(X, 0.0) * 3.0), X)(X=x)
+    expected = autograd.grad(lambda v: anp.sum(anp.minimum(v, 0.0) * 3.0))(x)
+    np.testing.assert_array_equal(grad, expected)
+    np.testing.assert_array_equal(grad, [[1.5, 0.0], [3.0, 1.5]])
+
+
+# --- second derivatives -----------------------------------------------------------------------
+
+
+def test_grad_of_grad_of_tanh_cubed() -> None:
+    """d/dx sum(grad(sum(tanh(x)**3), x) * v) against autograd's nested grad and FD."""
+    rng = np.random.default_rng(6)
+    arrays = {"X": rng.normal(size=(3, 2)), "V": rng.normal(size=(3, 2))}
+    X, V = eg.var("X"), eg.var("V")
+    inner = eg.grad(eg.sum(eg.tanh(X) ** 3), X)
+    hvp = eg.sum(inner * V)
+
+    def ref(X: Any, V: Any) -> Any:
+        return anp.sum(autograd.grad(lambda x: anp.sum(anp.tanh(x) ** 3))(X) * V)
+
+    check_gradients(hvp, ref, arrays, ["X", "V"])
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES.values(), ids=lambda c: c.name)
+def test_hessian_vector_products(case: OpCase) -> None:
+    """grad(sum(grad(L, args) · v), args) for every primitive, vs nested autograd and FD."""
+    shapes = case.shapes[1] if len(case.shapes) > 1 else case.shapes[0]
+    arrays = _inputs(case, shapes, seed=13)
+    names = list(arrays)
+    rng = np.random.default_rng(14)
+    directions = {f"V{k}": rng.normal(size=np.shape(arrays[n])) for k, n in enumerate(names)}
+    loss, ref = _loss_of(case, shapes, declared=False)
+    grads = eg.grad(loss, names)
+    hvp = eg.sum(grads[0] * eg.var("V0"))
+    for k in range(1, len(names)):
+        hvp = hvp + eg.sum(grads[k] * eg.var(f"V{k}"))
+
+    def ref_hvp(**point: Any) -> Any:
+        first = autograd_gradients_traced(ref, point, names)
+        return sum(anp.sum(g * point[f"V{k}"]) for k, g in enumerate(first))
+
+    check_gradients(hvp, ref_hvp, {**arrays, **directions}, names)
+
+
+def autograd_gradients_traced(
+    ref: Callable[..., Any], point: Mapping[str, Any], names: Sequence[str]
+) -> tuple[Any, ...]:
+    """autograd's gradient as a traceable function (for nesting), without array coercion."""
+
+    def as_positional(*values: Any) -> Any:
+        return ref(**{**point, **dict(zip(names, values, strict=True))})
+
+    return autograd.grad(as_positional, tuple(range(len(names))))(*(point[n] for n in names))
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_FUNCTIONS))
+def test_second_derivatives_of_axis_functions(name: str) -> None:
+    build, reference = AXIS_FUNCTIONS[name]
+    rng = np.random.default_rng(21)
+    arrays = {"X": rng.normal(size=(2, 3)), "V": rng.normal(size=(2, 3))}
+    weights = rng.normal(size=_reduced_shape((2, 3), -1, name))
+    X, V = eg.var("X", (2, 3)), eg.var("V", (2, 3))
+    first = eg.grad(eg.sum(eg.tanh(build(X, -1)) * weights), X)
+    hvp = eg.sum(first * V)
+
+    def ref(X: Any, V: Any) -> Any:
+        g = autograd.grad(lambda x: anp.sum(anp.tanh(reference(x, -1)) * weights))(X)
+        return anp.sum(g * V)
+
+    check_gradients(hvp, ref, arrays, ["X", "V"])
+
+
+def test_third_derivative() -> None:
+    X = eg.var("X", ())
+    third = eg.grad(eg.grad(eg.grad(eg.tanh(X) * eg.exp(X), X), X), X)
+    x = np.array(0.3)
+    expected = autograd.grad(autograd.grad(autograd.grad(lambda v: anp.tanh(v) * anp.exp(v))))(x)
+    np.testing.assert_allclose(third(X=x), expected, rtol=1e-12)
+    second = eg.grad(eg.grad(eg.tanh(X) * eg.exp(X), X), X)
+    numeric = finite_difference(lambda p: second(**p), {"X": x}, "X")
+    np.testing.assert_allclose(third(X=x), numeric, rtol=1e-6)
+
+
+# --- matmul and .T ----------------------------------------------------------------------------
+
+
+MATMUL_SHAPES: list[tuple[Shape, Shape]] = [
+    ((3,), (3,)),
+    ((3,), (3, 4)),
+    ((2, 3), (3,)),
+    ((2, 3), (3, 4)),
+    ((5, 2, 3), (3, 4)),
+    ((2, 3), (5, 3, 4)),
+    ((5, 2, 3), (5, 3, 4)),
+    ((1, 2, 3), (5, 3, 4)),
+    ((3,), (5, 3, 4)),
+    ((5, 2, 3), (3,)),
+    ((2, 1, 2, 3), (4, 3, 2)),
+]
+
+
+@pytest.mark.parametrize(("sa", "sb"), MATMUL_SHAPES, ids=str)
+def test_matmul_matches_numpy(sa: Shape, sb: Shape) -> None:
+    rng = np.random.default_rng(31)
+    arrays = {"A": rng.normal(size=sa), "B": rng.normal(size=sb)}
+    expected = arrays["A"] @ arrays["B"]
+    A, B = eg.var("A", sa), eg.var("B", sb)
+    product = A @ B
+    assert product.shape == expected.shape
+    value = product(**arrays)
+    assert value.shape == expected.shape
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(eg.matmul(A, B)(**arrays), expected, rtol=1e-12)
+    weights = rng.normal(size=expected.shape)
+    check_gradients(
+        eg.sum(product * weights),
+        lambda A, B: anp.sum(anp.matmul(A, B) * weights),
+        arrays,
+        ["A", "B"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("sa", "sb"), [s for s in MATMUL_SHAPES if len(s[0]) > 1 and len(s[1]) > 1], ids=str
+)
+def test_matmul_with_undeclared_shapes(sa: Shape, sb: Shape) -> None:
+    rng = np.random.default_rng(32)
+    arrays = {"A": rng.normal(size=sa), "B": rng.normal(size=sb)}
+    weights = rng.normal(size=(arrays["A"] @ arrays["B"]).shape)
+    A, B = eg.var("A"), eg.var("B")
+    check_gradients(
+        eg.sum((A @ B) * weights),
+        lambda A, B: anp.sum(anp.matmul(A, B) * weights),
+        arrays,
+        ["A", "B"],
+    )
+
+
+def test_matmul_with_numpy_arrays_on_either_side() -> None:
+    rng = np.random.default_rng(33)
+    m = rng.normal(size=(4, 3))
+    x = rng.normal(size=(3, 2))
+    X = eg.var("X", (3, 2))
+    left = m @ X  # numpy defers to the expression
+    assert isinstance(left, eg.Expr)
+    np.testing.assert_allclose(left(X=x), m @ x)
+    np.testing.assert_allclose((X @ m[:2])(X=x), x @ m[:2])
+    check_gradients(eg.sum(eg.tanh(m @ X)), lambda X: anp.sum(anp.tanh(m @ X)), {"X": x}, ["X"])
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_transpose(declared: bool) -> None:
+    rng = np.random.default_rng(34)
+    arrays = {"A": rng.normal(size=(2, 3)), "B": rng.normal(size=(2, 4))}
+    A, B = declare("A", (2, 3), declared), declare("B", (2, 4), declared)
+    np.testing.assert_array_equal(A.T(A=arrays["A"]), arrays["A"].T)
+    np.testing.assert_array_equal(eg.transpose(A)(A=arrays["A"]), arrays["A"].T)
+    if declared:
+        assert A.T.shape == (3, 2)
+    weights = rng.normal(size=(3, 4))
+    loss = eg.sum((A.T @ B) * weights) + eg.sum(eg.tanh((A @ A.T).T) ** 2)
+    check_gradients(
+        loss,
+        lambda A, B: anp.sum((A.T @ B) * weights) + anp.sum(anp.tanh((A @ A.T).T) ** 2),
+        arrays,
+        ["A", "B"],
+    )
+
+
+# --- declared and undeclared shapes agree -------------------------------------------------------
+
+
+def test_declared_and_undeclared_shapes_give_identical_results() -> None:
+    rng = np.random.default_rng(41)
+    arrays = {"X": rng.normal(size=(4, 3)), "W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+
+    def model(X: eg.Expr, W: eg.Expr, b: eg.Expr) -> eg.Expr:
+        hidden = eg.sigmoid(X @ W + b)
+        return eg.mean(eg.log_softmax(hidden, axis=0) ** 2) + eg.logsumexp(hidden, axis=(0, 1))
+
+    results = []
+    for declared in (True, False):
+        variables = [declare(n, a.shape, declared) for n, a in arrays.items()]
+        loss = model(*variables)
+        results.append(eg.evaluate([loss, *eg.grad(loss, variables)], **arrays))
+    for with_shapes, without in zip(*results, strict=True):
+        np.testing.assert_allclose(with_shapes, without, rtol=1e-13, atol=1e-15)
