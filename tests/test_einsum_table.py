@@ -25,7 +25,8 @@ The file also checks hand-derived ``BackwardRule`` metadata (``spec``, ``broadca
 ``diagonal``, ``index_form``), float32 in/float32 out, one variable used twice, and the
 numpy backend's writable-diagonal ``expand`` against the generic Kronecker-delta path.
 
-``tests/test_properties.py`` imports the oracles defined here.
+The oracles, the static predicate and the tests' own einsum parser live in
+``tests/oracles.py``, shared with ``tests/test_properties.py``.
 """
 
 from __future__ import annotations
@@ -37,144 +38,24 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import autograd
-import autograd.numpy as anp
 import numpy as np
 import pytest
+from oracles import (
+    Shape,
+    assert_autograd_fails,
+    assert_close,
+    autograd_grad,
+    autograd_shared_grad,
+    autograd_unsupported,
+    finite_difference_grad,
+    random_einsum_inputs,
+    reference_grad,
+    shared_reference,
+)
 
 import einsgrad as eg
 from einsgrad.backend import Backend, NumpyBackend
 from einsgrad.spec import parse_spec, resolve
-
-Shape = tuple[int, ...]
-Term = list[str]
-
-ELLIPSIS = "..."
-FD_STEP = 1e-6
-
-
-# --- an einsum parser of the tests' own (independent of einsgrad.spec) ----------------------
-
-
-def _split_term(term: str) -> Term:
-    """``"a...bc"`` -> ``["a", "...", "b", "c"]``."""
-    head, dots, tail = term.partition(ELLIPSIS)
-    return [*head, *([ELLIPSIS] if dots else []), *tail]
-
-
-def parse_terms(spec: str) -> tuple[list[Term], Term]:
-    """The input terms and the (explicit or numpy-implicit) output term of ``spec``."""
-    spec = spec.replace(" ", "")
-    lhs, arrow, rhs = spec.partition("->")
-    inputs = [_split_term(t) for t in lhs.split(",")]
-    if arrow:
-        return inputs, _split_term(rhs)
-    letters = [label for term in inputs for label in term if label != ELLIPSIS]
-    once = sorted(label for label in set(letters) if letters.count(label) == 1)
-    has_ellipsis = any(ELLIPSIS in term for term in inputs)
-    return inputs, [ELLIPSIS] * has_ellipsis + once
-
-
-def explicit_sizes(term: Term, shape: Shape) -> list[tuple[str, int]]:
-    """(label, size) for each explicit label axis of an operand with ``term`` and ``shape``."""
-    if ELLIPSIS not in term:
-        return list(zip(term, shape, strict=True))
-    cut = term.index(ELLIPSIS)
-    after = len(term) - cut - 1
-    head = list(zip(term[:cut], shape[:cut], strict=True))
-    tail = list(zip(term[cut + 1 :], shape[len(shape) - after :], strict=True))
-    return head + tail
-
-
-def autograd_unsupported(spec: str, shapes: Sequence[Shape], k: int) -> str | None:
-    """Why autograd's einsum VJP cannot differentiate operand ``k`` (``None`` if it can).
-
-    A static look at the spec and the shapes, mirroring autograd's ``grad_einsum``:
-
-    * ``"repeated label"``: operand ``k``'s term repeats a label. autograd contracts onto
-      that term, an einsum output with a repeated label, which numpy rejects.
-    * ``"size-1 broadcast"``: operand ``k`` has an explicit label of size > 1 that the
-      output lacks and that every other operand carrying it has at size 1. autograd's
-      contraction then yields a size-1 axis, and its ``unbroadcast`` never enlarges one.
-    """
-    inputs, output = parse_terms(spec)
-    term = inputs[k]
-    letters = [label for label in term if label != ELLIPSIS]
-    if len(set(letters)) != len(letters):
-        return "repeated label"
-    others: dict[str, set[int]] = {}
-    for j, (other, shape) in enumerate(zip(inputs, shapes, strict=True)):
-        if j != k:
-            for label, size in explicit_sizes(other, shape):
-                others.setdefault(label, set()).add(size)
-    for label, size in explicit_sizes(term, shapes[k]):
-        if size > 1 and label not in output and others.get(label) == {1}:
-            return "size-1 broadcast"
-    return None
-
-
-# --- the oracles --------------------------------------------------------------------------
-
-
-def loss(spec: str, operands: Sequence[np.ndarray], cotangent: np.ndarray) -> float:
-    return float(np.sum(cotangent * np.einsum(spec, *operands)))
-
-
-def reference_grad(
-    spec: str, operands: Sequence[np.ndarray], cotangent: np.ndarray, k: int
-) -> np.ndarray:
-    """Exact dL/dX_k by linearity: L evaluated with X_k replaced by each basis tensor."""
-    shape = operands[k].shape
-    result = np.zeros(shape)
-    for idx in np.ndindex(*shape):
-        basis = np.zeros(shape)
-        basis[idx] = 1.0
-        replaced = [*operands[:k], basis, *operands[k + 1 :]]
-        result[idx] = loss(spec, replaced, cotangent)
-    return result
-
-
-def finite_difference_grad(
-    spec: str, operands: Sequence[np.ndarray], cotangent: np.ndarray, k: int
-) -> np.ndarray:
-    """Central differences of L with respect to every entry of X_k."""
-    shape = operands[k].shape
-    result = np.zeros(shape)
-    for idx in np.ndindex(*shape):
-        values = []
-        for step in (FD_STEP, -FD_STEP):
-            moved = np.array(operands[k], dtype=np.float64, copy=True)
-            moved[idx] += step
-            values.append(loss(spec, [*operands[:k], moved, *operands[k + 1 :]], cotangent))
-        result[idx] = (values[0] - values[1]) / (2 * FD_STEP)
-    return result
-
-
-def autograd_grad(
-    spec: str, operands: Sequence[np.ndarray], cotangent: np.ndarray, k: int
-) -> np.ndarray:
-    """dL/dX_k from HIPS autograd (raises or misbehaves where autograd_unsupported says)."""
-
-    def f(*arrays: Any) -> Any:
-        return anp.sum(cotangent * anp.einsum(spec, *arrays))
-
-    return np.asarray(autograd.grad(f, k)(*operands))
-
-
-def random_operands(
-    shapes: Sequence[Shape], seed: int
-) -> tuple[list[np.ndarray], np.random.Generator]:
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape) for shape in shapes], rng
-
-
-def assert_close(
-    actual: Any, expected: np.ndarray, what: str, *, rtol: float = 1e-7, atol: float = 1e-9
-) -> None:
-    actual = np.asarray(actual)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
-
 
 # --- the table ----------------------------------------------------------------------------
 
@@ -331,9 +212,7 @@ class Oracle:
 
 @cache
 def oracle(case: Case) -> Oracle:
-    operands, rng = random_operands(case.shapes, case.seed)
-    out = np.einsum(case.spec, *operands)
-    cotangent = rng.standard_normal(out.shape)
+    operands, cotangent = random_einsum_inputs(case.spec, case.shapes, case.seed)
     count = len(operands)
     return Oracle(
         operands=operands,
@@ -385,26 +264,6 @@ def test_autograd_agrees_with_reference(case: Case) -> None:
         if o.unsupported[k] is None:
             ag = autograd_grad(case.spec, o.operands, o.cotangent, k)
             assert_close(ag, o.reference[k], f"autograd vs reference, operand {k}")
-
-
-def assert_autograd_fails(
-    spec: str,
-    operands: Sequence[np.ndarray],
-    cotangent: np.ndarray,
-    k: int,
-    reason: str,
-    reference: np.ndarray,
-) -> None:
-    """autograd raises (repeated label) or gives a wrongly shaped gradient (size-1 broadcast)."""
-    if reason == "repeated label":
-        with pytest.raises(ValueError, match="output subscript"):
-            autograd_grad(spec, operands, cotangent, k)
-        return
-    assert reason == "size-1 broadcast", reason
-    got = autograd_grad(spec, operands, cotangent, k)
-    assert got.shape != reference.shape, (
-        f"autograd now handles {spec!r} operand {k} ({reason}); drop the exclusion"
-    )
 
 
 UNSUPPORTED = [
@@ -581,23 +440,11 @@ SHARED = [
 ]
 
 
-def shared_reference(
-    spec: str, values: Sequence[np.ndarray], uses: Sequence[int], cotangent: np.ndarray
-) -> list[np.ndarray]:
-    """Chain rule: a variable's gradient is the sum of its operands' reference gradients."""
-    operands = [values[v] for v in uses]
-    total = [np.zeros(v.shape) for v in values]
-    for k, v in enumerate(uses):
-        total[v] += reference_grad(spec, operands, cotangent, k)
-    return total
-
-
 @pytest.mark.parametrize("case", SHARED, ids=[f"{c.spec} {c.uses}" for c in SHARED])
 def test_same_variable_twice(case: SharedCase) -> None:
-    rng = np.random.default_rng(zlib.crc32(case.spec.encode()))
-    values = [rng.standard_normal(s) for s in case.shapes]
+    seed = zlib.crc32(case.spec.encode())
+    values, cotangent = random_einsum_inputs(case.spec, case.shapes, seed, case.uses)
     operands = [values[v] for v in case.uses]
-    cotangent = rng.standard_normal(np.einsum(case.spec, *operands).shape)
     expected = shared_reference(case.spec, values, case.uses, cotangent)
     names = [f"V{v}" for v in range(len(values))]
     for with_shapes in (True, False):
@@ -614,19 +461,17 @@ def test_same_variable_twice(case: SharedCase) -> None:
         for v, got in enumerate(grads):
             assert_close(got, expected[v], f"variable {v} (shapes given: {with_shapes})")
 
-    def f(*vs: Any) -> Any:
-        return anp.sum(cotangent * anp.einsum(case.spec, *[vs[v] for v in case.uses]))
-
     shapes = [a.shape for a in operands]
     for v in range(len(values)):
         uses = [k for k, u in enumerate(case.uses) if u == v]
         reasons = {autograd_unsupported(case.spec, shapes, k) for k in uses} - {None}
         if not reasons:
-            assert_close(autograd.grad(f, v)(*values), expected[v], f"autograd, variable {v}")
+            got = autograd_shared_grad(case.spec, values, case.uses, cotangent, v)
+            assert_close(got, expected[v], f"autograd, variable {v}")
         else:  # autograd cannot do one of the uses (see autograd_unsupported)
             assert reasons == {"repeated label"}
             with pytest.raises(ValueError, match="output subscript"):
-                autograd.grad(f, v)(*values)
+                autograd_shared_grad(case.spec, values, case.uses, cotangent, v)
 
 
 def test_bilinear_form_with_x_twice() -> None:
@@ -677,9 +522,7 @@ EXPAND_CASES = [
 
 @pytest.mark.parametrize(("spec", "shapes", "wrt"), EXPAND_CASES)
 def test_numpy_expand_matches_generic_expand(spec: str, shapes: list[Shape], wrt: int) -> None:
-    rng = np.random.default_rng(zlib.crc32(spec.encode()))
-    operands = [rng.standard_normal(s) for s in shapes]
-    cotangent = rng.standard_normal(np.einsum(spec, *operands).shape)
+    operands, cotangent = random_einsum_inputs(spec, shapes, zlib.crc32(spec.encode()))
     full = parse_spec(eg.backward(spec, wrt).full, generalized=True)
     inputs = [*operands[:wrt], *operands[wrt + 1 :], cotangent]
     resolved = resolve(full, [a.shape for a in inputs], shapes[wrt])

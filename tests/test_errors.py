@@ -20,23 +20,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import assert_caret_under, caret
 
 import einsgrad as eg
-
-
-def caret(message: str) -> tuple[str, int, int]:
-    """The quoted text above the caret line, the caret column in it, and the caret width."""
-    lines = message.splitlines()
-    for k, line in enumerate(lines):
-        stripped = line.strip()
-        if k > 0 and stripped and set(stripped) == {"^"}:
-            text_line, caret_line = lines[k - 1], line
-            indent = len(text_line) - len(text_line.lstrip(" ")) if text_line.strip() else 4
-            indent = min(indent, 4)  # the quote is indented by four spaces
-            column = caret_line.index("^") - indent
-            return text_line[indent:], column, len(stripped)
-    raise AssertionError(f"no caret line in:\n{message}")
-
 
 # --- the hierarchy --------------------------------------------------------------------------
 
@@ -73,9 +59,7 @@ def test_malformed_spec(spec: str, shapes: list[tuple[int, ...]], needle: str, u
     message = str(info.value)
     assert needle in message
     assert spec in message
-    text, column, width = caret(message)
-    assert text == spec
-    assert text[column : column + width] == under
+    column = assert_caret_under(message, spec, under)
     if spec == "i->ii":
         assert column == 4  # the repeat, not the first output i
 
@@ -309,9 +293,7 @@ def test_parse_error_caret_points_at_the_offending_text() -> None:
     source = "sum(X) + X.shape"
     with pytest.raises(eg.ParseError) as info:
         eg.parse_expr(source)
-    text, column, width = caret(str(info.value))
-    assert text == source
-    assert text[column : column + width] == "X.shape"
+    column = assert_caret_under(str(info.value), source, "X.shape")
     assert f"column {column + 1}" in str(info.value)
 
 

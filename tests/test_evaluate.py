@@ -17,27 +17,9 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from oracles import finite_difference
 
 import einsgrad as eg
-
-FD_STEP = 1e-6
-
-
-def finite_difference(
-    f: Callable[..., Any], arrays: dict[str, np.ndarray], name: str
-) -> np.ndarray:
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
-    x = point[name]
-    result = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + FD_STEP
-        up = float(f(**point))
-        x[index] = original - FD_STEP
-        down = float(f(**point))
-        x[index] = original
-        result[index] = (up - down) / (2 * FD_STEP)
-    return result
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ the full-size issue example). Closed forms derived by hand (the 1/B of a batch m
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,32 +16,12 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from oracles import FD_STEP, autograd_gradients, finite_difference
 
 import einsgrad as eg
 from einsgrad.ir import toposort
 
-FD_STEP = 1e-6
-
-
 # --- oracles ----------------------------------------------------------------------------------
-
-
-def finite_difference(
-    f: Callable[..., Any], arrays: Mapping[str, np.ndarray], name: str
-) -> np.ndarray:
-    """Central differences of the scalar ``f(**arrays)`` with respect to ``arrays[name]``."""
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
-    x = point[name]
-    result = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + FD_STEP
-        up = float(f(**point))
-        x[index] = original - FD_STEP
-        down = float(f(**point))
-        x[index] = original
-        result[index] = (up - down) / (2 * FD_STEP)
-    return result
 
 
 def directional_difference(
@@ -52,18 +31,6 @@ def directional_difference(
     up = {**arrays, name: arrays[name] + FD_STEP * direction}
     down = {**arrays, name: arrays[name] - FD_STEP * direction}
     return (float(f(**up)) - float(f(**down))) / (2 * FD_STEP)
-
-
-def autograd_gradients(
-    ref: Callable[..., Any], arrays: Mapping[str, np.ndarray], names: Sequence[str]
-) -> tuple[np.ndarray, ...]:
-    def as_positional(*values: Any) -> Any:
-        return ref(**{**arrays, **dict(zip(names, values, strict=True))})
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        grads = autograd.grad(as_positional, tuple(range(len(names))))(*(arrays[n] for n in names))
-    return tuple(np.asarray(g) for g in grads)
 
 
 def check_model(

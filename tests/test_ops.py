@@ -16,7 +16,6 @@ primitive without adding a test case here fails :func:`test_tables_cover_the_reg
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,49 +24,16 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite_difference
 
 import einsgrad as eg
 from einsgrad.primitives import ELEMENTWISE, REDUCTIONS
 
-Shape = tuple[int, ...]
-FD_STEP = 1e-6
 RTOL = 1e-5
 ATOL = 1e-6
 
 
 # --- oracles ----------------------------------------------------------------------------------
-
-
-def finite_difference(
-    f: Callable[[dict[str, np.ndarray]], Any], arrays: Mapping[str, np.ndarray], name: str
-) -> np.ndarray:
-    """Central differences of the scalar ``f(arrays)`` with respect to ``arrays[name]``."""
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
-    x = point[name]
-    result = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + FD_STEP
-        up = float(f(point))
-        x[index] = original - FD_STEP
-        down = float(f(point))
-        x[index] = original
-        result[index] = (up - down) / (2 * FD_STEP)
-    return result
-
-
-def autograd_gradients(
-    ref: Callable[..., Any], arrays: Mapping[str, np.ndarray], names: Sequence[str]
-) -> tuple[np.ndarray, ...]:
-    """autograd's gradient of ``ref(**arrays)`` with respect to each of ``names``."""
-
-    def as_positional(*values: Any) -> Any:
-        return ref(**{**arrays, **dict(zip(names, values, strict=True))})
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "output seems independent of input"
-        grads = autograd.grad(as_positional, tuple(range(len(names))))(*(arrays[n] for n in names))
-    return tuple(np.asarray(g) for g in grads)
 
 
 def check_gradients(
@@ -86,7 +52,7 @@ def check_gradients(
     for name, got, want in zip(names, grads, expected, strict=True):
         assert got.shape == np.shape(arrays[name]), name
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"autograd, d/d{name}")
-        numeric = finite_difference(lambda point: loss(**point), arrays, name)
+        numeric = finite_difference(loss, arrays, name)
         np.testing.assert_allclose(got, numeric, rtol=rtol, atol=atol, err_msg=f"FD, d/d{name}")
     return tuple(grads)
 
@@ -452,7 +418,7 @@ def test_softmax_and_logsumexp_are_stable(offset: float, declared: bool) -> None
     expected_log_soft = autograd.grad(lambda s: anp.sum(_log_softmax(s, -1) * weights))(small)
     np.testing.assert_allclose(d_soft, expected_soft, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(d_log_soft, expected_log_soft, rtol=1e-10, atol=1e-12)
-    numeric = finite_difference(lambda p: eg.sum(eg.softmax(X) * weights)(**p), {"X": x}, "X")
+    numeric = finite_difference(eg.sum(eg.softmax(X) * weights), {"X": x}, "X")
     np.testing.assert_allclose(d_soft, numeric, atol=1e-5)
 
 
@@ -467,7 +433,7 @@ def test_log_softmax_with_a_huge_spread() -> None:
     shift = np.max(x)  # a constant: log_softmax(x) = (x - c) - log(sum(exp(x - c)))
     expected = autograd.grad(lambda v: anp.sum(_log_softmax(v - shift, None) * weights))(x)
     np.testing.assert_allclose(grad, expected, atol=1e-12)
-    numeric = finite_difference(lambda p: eg.sum(eg.log_softmax(X) * weights)(**p), {"X": x}, "X")
+    numeric = finite_difference(eg.sum(eg.log_softmax(X) * weights), {"X": x}, "X")
     np.testing.assert_allclose(grad, numeric, atol=1e-5)
 
 
@@ -487,7 +453,7 @@ def test_sigmoid_is_stable_at_large_magnitudes() -> None:
     )
     expected = autograd.grad(lambda v: anp.sum(_stable_sigmoid(v)))(x)
     np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
-    numeric = finite_difference(lambda p: eg.sum(eg.sigmoid(X))(**p), {"X": x}, "X")
+    numeric = finite_difference(eg.sum(eg.sigmoid(X)), {"X": x}, "X")
     np.testing.assert_allclose(grad, numeric, atol=1e-7)
 
 
@@ -503,7 +469,7 @@ def test_sigmoid_keeps_relative_accuracy_in_the_left_tail() -> None:
     expected = np.exp(x) / (1 + np.exp(x)) ** 2
     np.testing.assert_allclose(eg.grad(eg.sum(eg.sigmoid(X)), X)(X=x), expected, rtol=1e-10)
     # Finite differences of the summed loss carry ~1e-19 of rounding from the -20 entry.
-    numeric = finite_difference(lambda p: eg.sum(eg.sigmoid(X))(**p), {"X": x}, "X")
+    numeric = finite_difference(eg.sum(eg.sigmoid(X)), {"X": x}, "X")
     np.testing.assert_allclose(expected, numeric, rtol=1e-3, atol=1e-18)
 
 
@@ -532,7 +498,7 @@ def test_abs_derivative_at_zero_is_zero() -> None:
     np.testing.assert_array_equal(grad, [-1.0, 0.0, 1.0, 0.0])  # documented: |x|'(0) = 0
     np.testing.assert_array_equal(grad, autograd.grad(lambda x: anp.sum(anp.abs(x)))(KINK_INPUT))
     # The symmetric difference quotient of |x| at 0 is 0 as well.
-    numeric = finite_difference(lambda p: eg.sum(eg.abs(X))(**p), {"X": KINK_INPUT}, "X")
+    numeric = finite_difference(eg.sum(eg.abs(X)), {"X": KINK_INPUT}, "X")
     np.testing.assert_allclose(grad, numeric, atol=ATOL)
 
 
@@ -553,7 +519,7 @@ def test_ties_split_evenly(op: Callable[..., Any], ref: Callable[..., Any]) -> N
     # Moving one argument of a tie moves the result half as fast on average: the
     # central difference quotient is exactly the split.
     for name, got in (("A", da), ("B", db)):
-        numeric = finite_difference(lambda p: loss(**p), {"A": a, "B": b}, name)
+        numeric = finite_difference(loss, {"A": a, "B": b}, name)
         np.testing.assert_allclose(got, numeric, atol=ATOL)
     # The same variable on both sides: both halves come back.
     np.testing.assert_array_equal(eg.grad(eg.sum(op(A, A)), A)(A=a), np.ones_like(a))
@@ -606,17 +572,6 @@ def test_hessian_vector_products(case: OpCase) -> None:
     check_gradients(hvp, ref_hvp, {**arrays, **directions}, names)
 
 
-def autograd_gradients_traced(
-    ref: Callable[..., Any], point: Mapping[str, Any], names: Sequence[str]
-) -> tuple[Any, ...]:
-    """autograd's gradient as a traceable function (for nesting), without array coercion."""
-
-    def as_positional(*values: Any) -> Any:
-        return ref(**{**point, **dict(zip(names, values, strict=True))})
-
-    return autograd.grad(as_positional, tuple(range(len(names))))(*(point[n] for n in names))
-
-
 @pytest.mark.parametrize("name", sorted(AXIS_FUNCTIONS))
 def test_second_derivatives_of_axis_functions(name: str) -> None:
     build, reference = AXIS_FUNCTIONS[name]
@@ -641,7 +596,7 @@ def test_third_derivative() -> None:
     expected = autograd.grad(autograd.grad(autograd.grad(lambda v: anp.tanh(v) * anp.exp(v))))(x)
     np.testing.assert_allclose(third(X=x), expected, rtol=1e-12)
     second = eg.grad(eg.grad(eg.tanh(X) * eg.exp(X), X), X)
-    numeric = finite_difference(lambda p: second(**p), {"X": x}, "X")
+    numeric = finite_difference(second, {"X": x}, "X")
     np.testing.assert_allclose(third(X=x), numeric, rtol=1e-6)
 
 

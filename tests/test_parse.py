@@ -14,64 +14,18 @@
 from __future__ import annotations
 
 import builtins
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import assert_caret_under, autograd_gradients, caret, finite_difference
 
 import einsgrad as eg
 from einsgrad.parse import MAX_DEPTH, MAX_LENGTH
-
-FD_STEP = 1e-6
-
-
-# --- oracles ----------------------------------------------------------------------------------
-
-
-def finite_difference(
-    f: Callable[..., Any], arrays: Mapping[str, np.ndarray], name: str
-) -> np.ndarray:
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
-    x = point[name]
-    result = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + FD_STEP
-        up = float(f(**point))
-        x[index] = original - FD_STEP
-        down = float(f(**point))
-        x[index] = original
-        result[index] = (up - down) / (2 * FD_STEP)
-    return result
-
-
-def autograd_gradients(
-    ref: Callable[..., Any], arrays: Mapping[str, np.ndarray], names: Sequence[str]
-) -> tuple[np.ndarray, ...]:
-    def as_positional(*values: Any) -> Any:
-        return ref(**{**arrays, **dict(zip(names, values, strict=True))})
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "output seems independent of input"
-        grads = autograd.grad(as_positional, tuple(range(len(names))))(*(arrays[n] for n in names))
-    return tuple(np.asarray(g) for g in grads)
-
-
-def caret(message: str) -> tuple[str, int, int]:
-    """The quoted text above the caret line, the caret column in it, and the caret width."""
-    lines = message.splitlines()
-    for k, line in enumerate(lines):
-        stripped = line.strip()
-        if k > 0 and stripped and set(stripped) == {"^"}:
-            return lines[k - 1][4:], line.index("^") - 4, len(stripped)
-    raise AssertionError(f"no caret line in:\n{message}")
-
 
 # --- hand-written strings against the Python API ---------------------------------------------
 
@@ -234,9 +188,7 @@ def test_rejected_with_a_caret(source: str, underlined: str, needle: str) -> Non
         eg.parse_expr(source)
     message = str(info.value)
     assert needle in message
-    text, column, width = caret(message)
-    assert text == source
-    assert text[column : column + width] == underlined
+    column = assert_caret_under(message, source, underlined)
     assert f"(column {column + 1})" in message
 
 

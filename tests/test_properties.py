@@ -13,7 +13,8 @@ with the exact basis-tensor reference (numpy's forward einsum only, by linearity
 where the static predicate ``autograd_unsupported`` allows, with HIPS autograd's own
 einsum VJP. Where the predicate excludes autograd, the test asserts autograd really fails,
 so the predicate is checked on every example too. The oracles come from
-``tests/test_einsum_table.py``, whose docstring explains why they are independent.
+``tests/oracles.py``; the docstring of ``tests/test_einsum_table.py`` explains why they
+are independent.
 
 A second property differentiates random matrix chains in which one variable is used by
 two operands (possibly transposed), where the gradient is the sum over both uses.
@@ -26,21 +27,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import autograd
-import autograd.numpy as anp
 import numpy as np
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, composite
-from test_einsum_table import (
+from oracles import (
     ELLIPSIS,
     Shape,
     assert_autograd_fails,
     assert_close,
     autograd_grad,
+    autograd_shared_grad,
     autograd_unsupported,
     explicit_sizes,
     parse_terms,
+    random_einsum_inputs,
     reference_grad,
     shared_reference,
 )
@@ -160,10 +161,9 @@ def test_random_einsum_gradients(case: EinsumCase) -> None:
     note(f"np.einsum({case.spec!r}) with shapes {case.shapes}")
     for feature in _features(case):
         event(feature)
-    rng = np.random.default_rng(case.seed)
-    operands = [rng.standard_normal(shape) for shape in case.shapes]
-    out = np.einsum(case.spec, *operands)  # the generator only builds valid cases
-    cotangent = rng.standard_normal(out.shape)
+    # The generator only builds valid cases: numpy's einsum runs.
+    operands, cotangent = random_einsum_inputs(case.spec, case.shapes, case.seed)
+    out = np.einsum(case.spec, *operands)
     names = [f"X{k}" for k in range(len(operands))]
     arrays = dict(zip(names, operands, strict=True))
     results: dict[str, tuple[Any, ...]] = {}
@@ -241,10 +241,8 @@ def test_variable_used_twice_in_a_chain(case: SharedChain) -> None:
     terms = case.spec.partition("->")[0].split(",")
     event("transposed second use" if terms[second][0] > terms[second][1] else "same orientation")
     event(f"{len(case.uses)} operands")
-    rng = np.random.default_rng(case.seed)
-    values = [rng.standard_normal(shape) for shape in case.shapes]
+    values, cotangent = random_einsum_inputs(case.spec, case.shapes, case.seed, case.uses)
     operands = [values[v] for v in case.uses]
-    cotangent = rng.standard_normal(np.einsum(case.spec, *operands).shape)
     expected = shared_reference(case.spec, values, case.uses, cotangent)
     names = ["S", *(f"V{v}" for v in range(1, len(values)))]
     arrays = dict(zip(names, values, strict=True))
@@ -262,9 +260,6 @@ def test_variable_used_twice_in_a_chain(case: SharedChain) -> None:
         autograd_unsupported(case.spec, [a.shape for a in operands], k) is None
         for k in range(len(operands))
     )
-
-    def f(*vs: Any) -> Any:
-        return anp.sum(cotangent * anp.einsum(case.spec, *[vs[v] for v in case.uses]))
-
     for v in range(len(values)):
-        assert_close(autograd.grad(f, v)(*values), expected[v], f"autograd, {names[v]}")
+        got = autograd_shared_grad(case.spec, values, case.uses, cotangent, v)
+        assert_close(got, expected[v], f"autograd, {names[v]}")
