@@ -30,7 +30,6 @@ class _Walk:
     index: dict[Expr, int]
     needs_value: frozenset[Expr]
     variables: dict[str, Var]
-    accepted: frozenset[str]
 
 
 @functools.lru_cache(maxsize=256)
@@ -38,16 +37,18 @@ def _walk(outputs: tuple[Expr, ...]) -> _Walk:
     order = tuple(toposort(outputs))
     variables = variables_by_name(order)
     needs_value = frozenset(toposort(outputs, references=False))
-    accepted = frozenset(variables).union(
-        *(ORIGIN_VARIABLES.get(out, frozenset()) for out in outputs)
-    )
-    return _Walk(order, {node: i for i, node in enumerate(order)}, needs_value, variables, accepted)
+    return _Walk(order, {node: i for i, node in enumerate(order)}, needs_value, variables)
 
 
-def _bind(walk: _Walk, arrays: Mapping[str, Any], backend: Any) -> dict[str, Any]:
-    extra = sorted(set(arrays) - walk.accepted)
+def _bind(
+    walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any], backend: Any
+) -> dict[str, Any]:
+    # A gradient accepts every variable of the loss it came from, used or not. Looked up
+    # per call: the origin of a hash-consed node can grow after the walk was cached.
+    accepted = set(walk.variables).union(*(ORIGIN_VARIABLES.get(out, ()) for out in outputs))
+    extra = sorted(set(arrays) - accepted)
     if extra:
-        known = ", ".join(sorted(walk.accepted)) or "none"
+        known = ", ".join(sorted(accepted)) or "none"
         raise ShapeError(
             f"unknown variable{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}: "
             f"the expression's variables are {known}"
@@ -89,6 +90,9 @@ def _infer(
     walk: _Walk, signature: tuple[tuple[str, tuple[int, ...], str], ...]
 ) -> tuple[Meta, ...]:
     by_name = {name: Meta(shape, np.dtype(dtype)) for name, shape, dtype in signature}
+    # Arrays built from plain numbers alone (a broadcast 1.0) take the inputs' dtype, as
+    # JAX does with weakly typed values: float32 inputs keep the whole program float32.
+    default = np.result_type(*(m.dtype for m in by_name.values())) if by_name else np.float64
     metas: list[Meta] = []
     for node in walk.order:
         if isinstance(node, Var):
@@ -96,7 +100,10 @@ def _infer(
             continue
         children = [metas[walk.index[c]] for c in node.children]
         references = [metas[walk.index[r]] for r in node.references]
-        metas.append(node.infer(children, references))
+        meta = node.infer(children, references)
+        if meta.dtype is None and meta.shape != ():
+            meta = Meta(meta.shape, np.dtype(default))
+        metas.append(meta)
     return tuple(metas)
 
 
@@ -119,7 +126,7 @@ def evaluate(
             raise TypeError(f"evaluate takes einsgrad expressions, got {type(out).__name__}")
     runner = get_backend("numpy")
     walk = _walk(outputs)
-    bound = _bind(walk, arrays, runner)
+    bound = _bind(walk, outputs, arrays, runner)
     signature = tuple(
         (name, tuple(int(n) for n in array.shape), array.dtype.str)
         for name, array in sorted(bound.items())

@@ -323,19 +323,29 @@ class Einsum(Expr):
     """A generalized einsum over ``operands``; see :mod:`einsgrad.spec`.
 
     ``like`` is the shape reference of a generalized einsum: the output labels name its
-    axes, which fixes the sizes of broadcast labels and of the output ``...``.
+    axes, which fixes the sizes of broadcast labels and of the output ``...``. It is an
+    expression whose shape is used (when that shape is only known at evaluation) or the
+    shape itself, as a tuple.
     """
 
     __slots__ = ("like", "operands", "spec")
     kind = "einsum"
     spec: Spec
     operands: tuple[Expr, ...]
-    like: Expr | None
+    like: Expr | Shape | None
 
     def __new__(
-        cls, spec: Spec, operands: Sequence[Expr], like: Expr | None, shape: Shape | None
+        cls,
+        spec: Spec,
+        operands: Sequence[Expr],
+        like: Expr | Shape | None,
+        shape: Shape | None,
     ) -> Einsum:
         ops_tuple = tuple(operands)
+        if isinstance(like, Expr) and like.shape is not None:
+            like = like.shape
+        if isinstance(like, tuple):
+            shape = like
 
         def build(node: Any) -> None:
             node.spec = spec
@@ -351,12 +361,17 @@ class Einsum(Expr):
 
     @property
     def references(self) -> tuple[Expr, ...]:
-        return () if self.like is None else (self.like,)
+        return (self.like,) if isinstance(self.like, Expr) else ()
+
+    def _like_shape(self, references: Sequence[Meta]) -> Shape | None:
+        if isinstance(self.like, tuple):
+            return self.like
+        return references[0].shape if references else None
 
     def resolved(self, children: Sequence[Meta], references: Sequence[Meta]) -> Any:
         from .spec import resolve
 
-        like = references[0].shape if references else None
+        like = self._like_shape(references)
         return resolve(self.spec, [m.shape for m in children], like, self._operand_names)
 
     def _operand_names(self) -> list[str]:
@@ -374,7 +389,7 @@ class Einsum(Expr):
     def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
         from .spec import resolve
 
-        like = refs[0].shape if refs else None
+        like = self._like_shape(refs)
         shapes = [
             (() if isinstance(v, int | float | complex) else backend.shape(v)) for v in values
         ]

@@ -127,20 +127,22 @@ def einsum(spec: str, *operands: Any) -> Expr:
     return _einsum_node(parsed, exprs, None)
 
 
-def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | None) -> Expr:
+def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:
     shapes = [op.shape for op in operands]
     shape: Shape | None = None
-    if all(s is not None for s in shapes) and (like is None or like.shape is not None):
+    if isinstance(like, Expr) and like.shape is not None:
+        like = like.shape
+    if all(s is not None for s in shapes) and not isinstance(like, Expr):
         from .printing import short_name
 
         def names() -> list[str]:
             return [short_name(op) for op in operands]
 
-        shape = resolve(parsed, shapes, None if like is None else like.shape, names).shape  # type: ignore[arg-type]
+        shape = resolve(parsed, shapes, like, names).shape  # type: ignore[arg-type]
     return Einsum(parsed, operands, like, shape)
 
 
-def _generalized(spec: str, operand: Expr, like: Expr | None) -> Expr:
+def _generalized(spec: str, operand: Expr, like: Expr | Shape | None) -> Expr:
     return _einsum_node(parse_spec(spec, generalized=True), [operand], like)
 
 

@@ -94,7 +94,10 @@ def _render(node: Expr, text_of: Any, wrap: Any) -> tuple[str, int]:
         return text, (30 if negative else _ATOM)
     if isinstance(node, Einsum):
         args = ", ".join(text_of(op)[0] for op in node.operands)
-        like = f", like={text_of(node.like)[0]}" if node.like is not None else ""
+        if isinstance(node.like, Expr):
+            like = f", like={text_of(node.like)[0]}"
+        else:
+            like = "" if node.like is None else f", shape={node.like}"
         return f"einsum('{node.spec.text}', {args}{like})", _ATOM
     if isinstance(node, Map):
         op = node.op

@@ -59,7 +59,7 @@ def einsum_vjp(node: Einsum, cotangent: Expr, wrt: int) -> Expr:
     spec = backward_spec(node.spec, wrt)
     operands = (*node.operands[:wrt], *node.operands[wrt + 1 :], cotangent)
     shapes = [op.shape for op in operands]
-    like: Expr | None = target
+    like: Expr | tuple[int, ...] | None = target
     shape = target.shape
     if target.shape is not None and all(s is not None for s in shapes):
         plain = _numpy_form(spec)
