@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from . import primitives
 from .autodiff import grad
-from .errors import EinsgradError, GradError, ParseError, ShapeError, SpecError
+from .calculus import (
+    Cost,
+    cost,
+    get_memory_limit,
+    hessian,
+    hvp,
+    jacobian,
+    jvp,
+    memory_limit,
+    set_memory_limit,
+    vjp,
+)
+from .errors import EinsgradError, GradError, MemoryLimitError, ParseError, ShapeError, SpecError
 from .evaluate import evaluate
 from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var
 from .ops import (
@@ -27,17 +39,20 @@ from .ops import (
 from .parse import parse_expr
 from .primitives import *  # noqa: F403 - the elementwise functions: exp, log, relu, ...
 from .rule import BackwardRule, backward
+from .simplify import simplify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackwardRule",
     "Const",
+    "Cost",
     "EinsgradError",
     "Einsum",
     "Expr",
     "GradError",
     "Map",
+    "MemoryLimitError",
     "ParseError",
     "Reduce",
     "ShapeError",
@@ -47,18 +62,28 @@ __all__ = [
     "__version__",
     "as_expr",
     "backward",
+    "cost",
     "einsum",
     "evaluate",
+    "get_memory_limit",
     "grad",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
     "log_softmax",
     "logsumexp",
     "matmul",
     "mean",
+    "memory_limit",
     "parse_expr",
+    "set_memory_limit",
+    "simplify",
     "softmax",
     "sum",
     "transpose",
     "var",
+    "vjp",
     "where",
 ]
 __all__ += primitives.__all__

@@ -20,7 +20,7 @@ import opt_einsum
 
 from .spec import Resolved
 
-__all__ = ["Backend", "NumpyBackend", "get_backend"]
+__all__ = ["Backend", "NumpyBackend", "get_backend", "plan_info"]
 
 Array = Any
 
@@ -30,17 +30,30 @@ def _symbols(labels: Sequence[int]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _contraction(
+def _planned(
     resolved: Resolved, shapes: tuple[tuple[int, ...], ...], array_operands: tuple[int, ...]
-) -> Callable[..., Array]:
-    """A planned opt_einsum contraction of ``resolved``'s array operands onto its core labels.
+) -> tuple[Callable[..., Array], int, int]:
+    """A planned opt_einsum contraction of ``resolved``'s array operands onto its core.
 
     Planned once per (contraction, shapes) and cached: opt_einsum's path search is the
-    expensive part and does not depend on the values.
+    expensive part and does not depend on the values. Also returns opt_einsum's FLOP
+    count and its largest intermediate (in elements).
     """
     terms = ",".join(_symbols(resolved.inputs[k]) for k in array_operands)
     spec = f"{terms}->{_symbols(resolved.core)}"
-    return opt_einsum.contract_expression(spec, *shapes, optimize="auto")  # type: ignore[no-any-return]
+    path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+    expression = opt_einsum.contract_expression(spec, *shapes, optimize=path)
+    return expression, int(info.opt_cost), int(info.largest_intermediate)
+
+
+def plan_info(
+    resolved: Resolved, shapes: tuple[tuple[int, ...], ...], array_operands: tuple[int, ...]
+) -> tuple[int, int]:
+    """opt_einsum's FLOP count and largest intermediate (elements) for a resolved einsum."""
+    if not array_operands:
+        return 0, 0
+    _, flops, largest = _planned(resolved, shapes, array_operands)
+    return flops, largest
 
 
 class Backend:
@@ -94,7 +107,7 @@ class Backend:
         core_sizes = tuple(resolved.sizes[label] for label in resolved.core)
         if arrays:
             shapes = tuple(self.shape(a) for a in arrays)
-            plan = _contraction(resolved, shapes, tuple(positions))
+            plan = _planned(resolved, shapes, tuple(positions))[0]
             core = plan(*arrays, backend=self.name)
         else:
             core = self.ones(core_sizes, dtype)

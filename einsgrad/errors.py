@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "EinsgradError",
     "GradError",
+    "MemoryLimitError",
     "ParseError",
     "ShapeError",
     "SpecError",
@@ -31,6 +32,10 @@ class ShapeError(EinsgradError):
 
 class ParseError(EinsgradError):
     """An expression string that is not in einsgrad's expression language."""
+
+
+class MemoryLimitError(EinsgradError):
+    """A result or intermediate that would exceed the memory limit; nothing was allocated."""
 
 
 class GradError(EinsgradError):

@@ -132,6 +132,7 @@ def evaluate(
         for name, array in sorted(bound.items())
     )
     metas = _infer(walk, signature)
+    _check_memory(walk, signature, metas)
     values: list[Any] = [None] * len(walk.order)
     for i, node in enumerate(walk.order):
         if node not in walk.needs_value:
@@ -161,3 +162,81 @@ def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
     if not array.flags.writeable or any(np.may_share_memory(array, other) for other in taken):
         array = array.copy()
     return array
+
+
+@functools.lru_cache(maxsize=1024)
+def _peak(
+    walk: _Walk, signature: tuple[tuple[str, tuple[int, ...], str], ...]
+) -> tuple[int, Expr | None, tuple[int, ...]]:
+    """The largest array evaluation would allocate: bytes, the node, and its shape."""
+    from .backend import plan_info
+    from .ir import Const, Einsum
+
+    metas = _infer(walk, signature)
+    best: tuple[int, Expr | None, tuple[int, ...]] = (0, None, ())
+    for i, node in enumerate(walk.order):
+        if node not in walk.needs_value or isinstance(node, Var | Const):
+            continue
+        meta = metas[i]
+        itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
+        size = int(np.prod(meta.shape, dtype=np.float64)) if meta.shape else 1
+        if size * itemsize > best[0]:
+            best = (size * itemsize, node, meta.shape)
+        if isinstance(node, Einsum):
+            children = [metas[walk.index[c]] for c in node.children]
+            refs = [metas[walk.index[r]] for r in node.references]
+            resolved = node.resolved(children, refs)
+            arrays = tuple(k for k, op in enumerate(node.operands) if not _is_number(op))
+            _, largest = plan_info(resolved, tuple(children[k].shape for k in arrays), arrays)
+            if largest * itemsize > best[0]:
+                best = (largest * itemsize, node, (largest,))
+    return best
+
+
+def _is_number(node: Expr) -> bool:
+    from .ir import Const
+
+    return isinstance(node, Const) and node.is_scalar
+
+
+def _check_memory(walk: _Walk, signature: Any, metas: Sequence[Meta]) -> None:
+    from .calculus import get_memory_limit, guard
+    from .printing import short_name
+
+    limit = get_memory_limit()
+    if limit is None:
+        return
+    needed, node, shape = _peak(walk, signature)
+    if node is not None and needed > limit:
+        itemsize = max(1, needed // max(1, int(np.prod(shape, dtype=np.float64)) if shape else 1))
+        guard(
+            f"evaluating {short_name(node)}",
+            shape,
+            np.dtype(f"f{itemsize}") if itemsize in (2, 4, 8) else np.float64,
+            limit,
+            "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...) or "
+            "set_memory_limit(...), or use vjp/jvp/hvp instead of a full Jacobian or Hessian.",
+        )
+
+
+def static_metas(
+    expr: Expr, shapes: Mapping[str, Sequence[int]], dtype: Any
+) -> dict[Expr, tuple[Meta, list[Meta], list[Meta]]]:
+    """Shapes and dtypes of every node ``expr`` computes, from declared or given shapes."""
+    walk = _walk((expr,))
+    signature_items = []
+    for name, variable in sorted(walk.variables.items()):
+        shape = variable.shape if variable.shape is not None else shapes.get(name)
+        if shape is None:
+            raise ShapeError(f"variable {name!r} has no declared shape; pass {name}=(...) for it")
+        kind = variable.dtype if variable.dtype is not None else np.dtype(dtype)
+        signature_items.append((name, tuple(int(n) for n in shape), kind.str))
+    signature = tuple(signature_items)
+    metas = _infer(walk, signature)
+    result: dict[Expr, tuple[Meta, list[Meta], list[Meta]]] = {}
+    for i, node in enumerate(walk.order):
+        if node in walk.needs_value:
+            children = [metas[walk.index[c]] for c in node.children]
+            refs = [metas[walk.index[r]] for r in node.references]
+            result[node] = (metas[i], children, refs)
+    return result
