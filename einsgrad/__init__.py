@@ -20,6 +20,7 @@ from .calculus import (
     set_memory_limit,
     vjp,
 )
+from .equivalence import Equivalence, equivalent
 from .errors import EinsgradError, GradError, MemoryLimitError, ParseError, ShapeError, SpecError
 from .evaluate import evaluate
 from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var
@@ -49,6 +50,7 @@ __all__ = [
     "Cost",
     "EinsgradError",
     "Einsum",
+    "Equivalence",
     "Expr",
     "GradError",
     "Map",
@@ -64,6 +66,7 @@ __all__ = [
     "backward",
     "cost",
     "einsum",
+    "equivalent",
     "evaluate",
     "get_memory_limit",
     "grad",

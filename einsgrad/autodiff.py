@@ -158,6 +158,10 @@ def grad(
     for target in targets:
         cotangent = found[target]
         result = cotangent if cotangent is not None else _zeros_like(target)
+        if target.structure is not None:
+            from .ops import project
+
+            result = project(result, target)
         ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
         results.append(result)
     return results[0] if single else tuple(results)

@@ -244,7 +244,7 @@ def vjp(y: Expr, wrt: Any, cotangent: Any) -> Expr | tuple[Expr, ...]:
         value = found[target]
         if value is None:
             value = ops._generalized("->...", Const(0.0), target)
-        results.append(_mark(simplify(value), y, *targets))
+        results.append(_mark(simplify(ops.project(value, target)), y, *targets))
     return results[0] if single else tuple(results)
 
 

@@ -81,8 +81,33 @@ def _bind(
                 f"variable {name!r} was declared with shape {variable.shape} "
                 f"(rank {len(variable.shape)}) but got an array of shape {tuple(array.shape)}"
             )
+        if variable.structure is not None:
+            _check_structure(variable, array)
         bound[name] = array
     return bound
+
+
+def _check_structure(variable: Var, array: Any) -> None:
+    """Refuse an array that lacks the structure its variable declares."""
+    name = variable.name
+    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+        raise ShapeError(
+            f"variable {name!r} is a {variable.structure} matrix, but got shape {array.shape}"
+        )
+    if variable.structure == "symmetric":
+        gap = float(np.max(np.abs(array - array.T), initial=0.0))
+        scale = float(np.max(np.abs(array), initial=0.0))
+        if gap > 1e-12 * max(scale, 1.0):
+            raise ShapeError(
+                f"variable {name!r} is declared symmetric, but max |{name} - {name}ᵀ| = {gap:.3g}"
+            )
+    elif variable.structure == "diagonal":
+        off = array - np.diag(np.diag(array))
+        if np.any(off != 0):
+            raise ShapeError(
+                f"variable {name!r} is declared diagonal, but has off-diagonal entries "
+                f"(largest {float(np.max(np.abs(off))):.3g})"
+            )
 
 
 @functools.lru_cache(maxsize=1024)

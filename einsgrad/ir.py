@@ -245,14 +245,23 @@ class Var(Expr):
     """A named input. Shape and dtype may be left out; then the array's are used.
 
     A declared dtype converts the bound array to it (``var("X", dtype="float32")``).
+    ``structure`` is ``"symmetric"`` or ``"diagonal"`` for a structured matrix: its
+    gradient is projected onto that structure (see :func:`einsgrad.var`).
     """
 
-    __slots__ = ("dtype", "name")
+    __slots__ = ("dtype", "name", "structure")
     kind = "var"
     name: str
     dtype: np.dtype[Any] | None
+    structure: str | None
 
-    def __new__(cls, name: str, shape: Iterable[int] | None = None, dtype: Any = None) -> Var:
+    def __new__(
+        cls,
+        name: str,
+        shape: Iterable[int] | None = None,
+        dtype: Any = None,
+        structure: str | None = None,
+    ) -> Var:
         fixed = _as_shape(shape)
         kind = None if dtype is None else np.dtype(dtype)
 
@@ -260,8 +269,10 @@ class Var(Expr):
             node.name = name
             node.shape = fixed
             node.dtype = kind
+            node.structure = structure
 
-        return cls._interned((name, fixed, None if kind is None else kind.str), build)  # type: ignore[no-any-return]
+        key = (name, fixed, None if kind is None else kind.str, structure)
+        return cls._interned(key, build)  # type: ignore[no-any-return]
 
     def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
         raise AssertionError("variables are bound by evaluation, not inferred")

@@ -62,12 +62,28 @@ __all__ = [
 _LABELS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def var(name: str, shape: Sequence[int] | None = None, dtype: Any = None) -> Var:
+def var(
+    name: str,
+    shape: Sequence[int] | None = None,
+    dtype: Any = None,
+    *,
+    symmetric: bool = False,
+    diagonal: bool = False,
+) -> Var:
     """A named input variable.
 
     ``shape`` may be left out: it is then taken from the array at evaluation. A ``dtype``
     (a floating or complex numpy dtype) converts the bound array to it; without one the
     array's own dtype is used (integers become float64).
+
+    ``symmetric=True`` or ``diagonal=True`` declares a structured square matrix. Arrays
+    bound to it are checked to have the structure. Its gradient is the projection of the
+    unstructured gradient G onto the structure, the one structured matrix whose inner
+    product with every structured direction D is the directional derivative:
+    ``(G + Gᵀ)/2`` for a symmetric matrix, ``diag(G)`` for a diagonal one. (This is the
+    gradient of L(sym(M)) with respect to a free M; conventions that count each
+    off-diagonal pair once give ``G + Gᵀ − diag(G)`` instead.) Jacobians, jvp and
+    Hessians treat the entries as independent.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise SpecError(f"a variable name must be a Python identifier, got {name!r}")
@@ -90,7 +106,23 @@ def var(name: str, shape: Sequence[int] | None = None, dtype: Any = None) -> Var
             ) from None
         if any(n < 0 for n in dims):
             raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
-    return Var(name, dims, dtype)
+    if symmetric and diagonal:
+        raise ShapeError(f"variable {name!r}: choose symmetric or diagonal, not both")
+    structure = "symmetric" if symmetric else "diagonal" if diagonal else None
+    if structure is not None and dims is not None and (len(dims) != 2 or dims[0] != dims[1]):
+        raise ShapeError(
+            f"variable {name!r}: a {structure} matrix must be square, got shape {dims}"
+        )
+    return Var(name, dims, dtype, structure)
+
+
+def project(cotangent: Expr, variable: Var) -> Expr:
+    """``cotangent`` projected onto ``variable``'s structure (see :func:`var`)."""
+    if variable.structure == "symmetric":
+        return multiply(0.5, add(cotangent, transpose(cotangent)))
+    if variable.structure == "diagonal":
+        return _generalized("ii->ii", cotangent, variable)
+    return cotangent
 
 
 def as_expr(value: Any) -> Expr:
