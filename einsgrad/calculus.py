@@ -273,7 +273,7 @@ def _tangents(y: Expr, seeds: Mapping[Var, Expr], extra: Shape | None) -> Expr |
                 if arg in tangent and partial is not None:
                     contributions.append(_map_tangent(node, arg, partial, tangent[arg], extra))
         elif isinstance(node, Reduce):
-            partial = node.op.vjp(node, _ONE)
+            partial = node.op.vjp(node, _ones_like(node))
             contributions.append(_reduce_tangent(node, partial, tangent[node.arg], extra))
         if contributions:
             total = contributions[0]
@@ -293,6 +293,11 @@ def _shape(node: Expr) -> Shape:
 def _einsum(text: str, operands: Sequence[Expr], shape: Shape) -> Expr:
     """A generalized einsum with a static output shape."""
     return ops._einsum_node(parse_spec(text, generalized=True), operands, shape)
+
+
+def _ones_like(node: Reduce) -> Expr:
+    """Ones of the reduction's result shape: its rule turns them into the partials."""
+    return ops._generalized("->...", _ONE, node)
 
 
 def _labels(count: int, start: int = 0) -> str:
@@ -455,7 +460,7 @@ def _batched_vjp(
             results[k] = _einsum(text, [cotangent, partial], extra + _shape(arg))
         return results
     if isinstance(node, Reduce) and wanted[0]:
-        partial = node.op.vjp(node, _ONE)
+        partial = node.op.vjp(node, _ones_like(node))
         full, kept = _reduce_labels(node, len(batch))
         text = f"{batch}{kept},{full}->{batch}{full}"
         results[0] = _einsum(text, [cotangent, partial], extra + _shape(node.arg))
@@ -519,7 +524,9 @@ def _choose(y: Expr, variable: Var, mode: Mode) -> Expr:
     if len(candidates) == 2 and candidates["forward"] is candidates["reverse"]:
         label = "symbolic"
     alternatives = {name: c for name, c in costs.items() if name != chosen}
-    _MODES[result] = (label, alternatives)
+    if mode == "auto" or result not in _MODES:
+        # A forced call that lands on a node an automatic choice made keeps that record.
+        _MODES[result] = (label, alternatives)
     return result
 
 

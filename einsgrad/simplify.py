@@ -230,13 +230,38 @@ def _hadamard_fold(
             kept_terms.append(term)
             kept.append(operand)
     for key in order:
-        members = sorted(groups[key], key=structural_key)
-        product = members[0]
-        for member in members[1:]:
-            product = ops.multiply(product, member)
         kept_terms.append(list(key))
-        kept.append(product)
+        kept.append(_product(groups[key]))
     return kept_terms, kept
+
+
+def _factors(node: Expr) -> list[Expr]:
+    """The factors of a product chain ``a * b * c`` (a non-product is its own factor)."""
+    if isinstance(node, Map) and node.op.name == "multiply":
+        return [*_factors(node.args[0]), *_factors(node.args[1])]
+    return [node]
+
+
+def _product(factors: Sequence[Expr]) -> Expr:
+    """The canonical product: number factors multiplied into one, first; the rest sorted."""
+    flat = [f for factor in factors for f in _factors(factor)]
+    number = 1.0
+    others: list[Expr] = []
+    for factor in flat:
+        value = _scalar(factor)
+        if value is None:
+            others.append(factor)
+        else:
+            number *= value
+    others.sort(key=structural_key)
+    if number == 0.0 or not others:
+        chain: list[Expr] = [Const(number), *others]
+    else:
+        chain = others if number == 1.0 else [Const(number), *others]
+    result = chain[0]
+    for factor in chain[1:]:
+        result = ops.multiply(result, factor)
+    return result
 
 
 def _build_einsum(
@@ -326,7 +351,7 @@ def _scaled(node: Expr, factor: float) -> Expr:
         )
         if isinstance(scaled, Einsum):
             return fuse_einsum(scaled, set())
-    return ops.multiply(Const(factor), node)
+    return _product([Const(factor), node])
 
 
 def _factored(node: Einsum) -> tuple[float, list[tuple[str, Expr]]]:
@@ -432,8 +457,7 @@ def _multiply(a: Expr, b: Expr) -> Expr:
         value = _filled(x)
         if value is not None and _broadcasts_into(x, y):
             return _scaled(y, value)
-    first, second = sorted((a, b), key=structural_key)
-    return ops.multiply(first, second)
+    return _product([a, b])
 
 
 def _negative(x: Expr) -> Expr:
