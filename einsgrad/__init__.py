@@ -20,9 +20,12 @@ from .calculus import (
     set_memory_limit,
     vjp,
 )
+from .check import Verdict, check
 from .equivalence import Equivalence, equivalent
 from .errors import EinsgradError, GradError, MemoryLimitError, ParseError, ShapeError, SpecError
 from .evaluate import evaluate
+from .explain import Derivation, Step, explain
+from .index import parse
 from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var
 from .ops import (
     as_expr,
@@ -48,6 +51,7 @@ __all__ = [
     "BackwardRule",
     "Const",
     "Cost",
+    "Derivation",
     "EinsgradError",
     "Einsum",
     "Equivalence",
@@ -60,14 +64,18 @@ __all__ = [
     "ShapeError",
     "Size",
     "SpecError",
+    "Step",
     "Var",
+    "Verdict",
     "__version__",
     "as_expr",
     "backward",
+    "check",
     "cost",
     "einsum",
     "equivalent",
     "evaluate",
+    "explain",
     "get_memory_limit",
     "grad",
     "hessian",
@@ -79,6 +87,7 @@ __all__ = [
     "matmul",
     "mean",
     "memory_limit",
+    "parse",
     "parse_expr",
     "set_memory_limit",
     "simplify",

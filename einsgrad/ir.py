@@ -208,6 +208,30 @@ class Expr:
 
         return ops.mean(self, axis)
 
+    def to_einsum(self) -> str:
+        """This expression as one numpy einsum call, if it simplifies to one."""
+        from .index import to_einsum
+
+        return to_einsum(self)
+
+    def to_index(self, name: str = "Y") -> str:
+        """This expression in index notation, ``Y[i,j] = X[i,k] * W[k,j]`` (static shapes)."""
+        from .index import to_index
+
+        return to_index(self, name)
+
+    def to_latex(self, name: str = "Y") -> str:
+        """This expression as a LaTeX index equation with explicit sums."""
+        from .index import to_latex
+
+        return to_latex(self, name)
+
+    def to_matrix(self, style: str = "math") -> str | None:
+        """Matrix notation (``Xᵀ·dY``, or ``X.T @ dY`` with ``style="numpy"``), if there is one."""
+        from .notation import matrix_form
+
+        return matrix_form(self, style="numpy" if style == "numpy" else "math")
+
     def __bool__(self) -> bool:
         raise TypeError("an einsgrad expression has no truth value; evaluate it first")
 

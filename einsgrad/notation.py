@@ -231,6 +231,8 @@ def _single(
             return f"{sym['ones_left']}{operand}"
         if len(term) == 2 and output == term[:1]:
             return f"{operand}{sym['ones_right']}"
+        if not output and len(term) == 1:
+            return f"{sym['ones_left']}{operand}"
         if not output:
             return f"{sym['ones_left']}{operand}{sym['ones_right']}"
         return None
@@ -254,8 +256,9 @@ def _pair(
     if not contracted:
         if t1 == output and t2 == output:
             return sym["mul"].join(_wrap(t, own, 20) for t, own in texts)
-        if len(t1) == 1 and len(t2) == 1 and output == t1 + t2:
-            return f"{texts[0][0]}{sym['matmul']}{_transposed(texts[1], sym)}"  # outer product
+        if len(t1) == 1 and len(t2) == 1 and output in (t1 + t2, t2 + t1):
+            first, second = (texts[0], texts[1]) if output == t1 + t2 else (texts[1], texts[0])
+            return f"{first[0]}{sym['matmul']}{_transposed(second, sym)}"  # an outer product
         return None
     if len(contracted) != 1:
         return None

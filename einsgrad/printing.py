@@ -93,6 +93,9 @@ def _render(node: Expr, text_of: Any, wrap: Any) -> tuple[str, int]:
         negative = node.is_scalar and isinstance(node.value, int | float) and node.value < 0
         return text, (30 if negative else _ATOM)
     if isinstance(node, Einsum):
+        (term, *rest), output = node.spec.inputs, node.spec.output
+        if not rest and node.like is None and len(term) == 2 and output == term[::-1] != term:
+            return f"{wrap(node.operands[0], _ATOM)}.T", _ATOM  # a matrix transpose
         args = ", ".join(text_of(op)[0] for op in node.operands)
         if isinstance(node.like, Expr):
             like = f", like={text_of(node.like)[0]}"

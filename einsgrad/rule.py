@@ -245,6 +245,8 @@ def backward(
         raise SpecError(
             f"einsum {parsed.text!r} has {count} operands but {len(operand_names)} names"
         )
+    if output in operand_names:  # dY must not read as the gradient of an operand named Y
+        output = next(n for n in ("Y", "Z", "Out", "Result") if n not in operand_names)
     full = backward_spec(parsed, wrt)
     target = parsed.inputs[wrt]
     carried = {label for term in full.inputs for label in term}

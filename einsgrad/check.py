@@ -1,0 +1,275 @@
+"""``check``: is a hand-derived gradient formula right? If not, why not.
+
+A learner types the formula they derived for ``∂L/∂X`` of ``Y = f(X, …)`` in terms of the
+upstream gradient ``dY``: ``check("W.T @ dY", expr=X @ W, wrt=X)``. The formula may be
+written in numpy syntax (``@``, ``.T``, ``*``) or as on paper (``·``, ``ᵀ``, ``⊙``), may
+start with ``dL/dX =``, and may call the upstream gradient ``dY``, ``dL/dY``, ``∂L/∂Y`` or
+``grad(Y)``. The verdict is one of
+
+* ``correct``: equal to the true gradient, symbolically or on random inputs (it says which);
+* ``shape``: it cannot be formed, or has the wrong shape. The message gives each factor's
+  shape, the right formula and its shape, and recognises the weight-layout confusion
+  (``W`` stored out×in instead of in×out) and numpy's 1-D arrays (``(4,)`` is neither a row
+  nor a column, and ``x.T`` is ``x``);
+* ``value``: the right shape but the wrong values; the message gives the largest error on
+  random inputs and the right formula in the user's notation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from . import ops
+from .autodiff import variables_by_name
+from .calculus import vjp
+from .equivalence import equivalent
+from .errors import EinsgradError, GradError, ParseError, ShapeError
+from .evaluate import evaluate
+from .ir import Expr, Var, toposort
+from .notation import matrix_form
+from .parse import parse_expr
+from .simplify import simplify
+
+__all__ = ["Verdict", "check"]
+
+Kind = Literal["correct", "shape", "value"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of :func:`check`: ``ok``, ``kind``, the ``expected`` formula, and why."""
+
+    ok: bool
+    kind: Kind
+    expected: str
+    message: str
+    method: str | None = None
+    max_error: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _normalize(formula: str, output: str, upstream: str) -> tuple[str, Literal["math", "numpy"]]:
+    """The formula in einsgrad's expression syntax, and the notation the user wrote in."""
+    style: Literal["math", "numpy"] = "math" if re.search("[·ᵀ⊙]|\\^T", formula) else "numpy"
+    text = formula.strip()
+    if "=" in text:
+        text = text.split("=", 1)[1]
+    for pattern in (
+        rf"(?:d|∂)L\s*/\s*(?:d|∂){re.escape(output)}\b",
+        rf"grad\(\s*{re.escape(output)}\s*\)",
+        rf"\bJ_{re.escape(output)}\b",
+    ):
+        text = re.sub(pattern, upstream, text)
+    text = text.replace("ᵀ", ".T").replace("^T", ".T").replace("·", "@").replace("⊙", "*")
+    return text.strip(), style
+
+
+def check(
+    candidate: str,
+    expr: Expr | str,
+    wrt: Any,
+    *,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    output: str = "Y",
+    trials: int = 3,
+) -> Verdict:
+    """Check a hand-derived formula for ``∂L/∂wrt`` of ``output = expr`` (see module doc)."""
+    if isinstance(expr, str):
+        expr = parse_expr(expr, shapes=shapes)
+    by_name = variables_by_name(toposort([expr]))
+    variable = by_name.get(wrt) if isinstance(wrt, str) else wrt
+    if not isinstance(variable, Var) or by_name.get(variable.name) is not variable:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise GradError(f"wrt={wrt!r} is not a variable of the expression (its variables: {known})")
+    if expr.shape is None or any(v.shape is None for v in by_name.values()):
+        raise ShapeError("check needs shapes: declare them in var() or pass shapes={...}")
+    upstream = "d" + output
+    if upstream in by_name:
+        raise ParseError(
+            f"the expression already has a variable {upstream!r}; pick another output name"
+        )
+    cotangent = ops.var(upstream, expr.shape)
+    truth = vjp(expr, variable, cotangent)
+    assert isinstance(truth, Expr)
+    text, style = _normalize(candidate, output, upstream)
+    right = matrix_form(truth, {cotangent: upstream}, style=style) or str(truth)
+    expected = right
+    shape = _shape_text(variable.shape)
+    wanted = f"∂L/∂{variable.name} = {right}, of shape {shape} (the shape of {variable.name})"
+    known_vars = {**by_name, upstream: cotangent}
+    try:
+        formula = parse_expr(text, variables=known_vars)
+    except ShapeError as error:
+        return _shape_verdict(text, known_vars, variable, expr, str(error), wanted, expected)
+    unknown = [v.name for v in formula.variables if v.name not in known_vars]
+    if unknown:
+        raise ParseError(
+            f"the formula uses {', '.join(map(repr, unknown))}, which the expression does not have "
+            f"(known: {', '.join(sorted(known_vars))}; the upstream gradient is {upstream})"
+        )
+    if formula.shape != variable.shape:
+        notes = [
+            f"your formula has shape {_shape_text(formula.shape)}, but ∂L/∂{variable.name} "
+            f"has the shape of {variable.name}, {_shape_text(variable.shape)}."
+        ]
+        flipped = formula.shape is not None and formula.shape[::-1] == variable.shape
+        if flipped and len(formula.shape or ()) == 2 and equivalent(ops.transpose(formula), truth):
+            notes.append("It is the transpose of the right answer.")
+        notes.extend(_diagnose(text, known_vars, variable, expr))
+        return Verdict(False, "shape", expected, " ".join(notes) + f" The gradient is {wanted}.")
+    verdict = equivalent(formula, truth, trials=trials)
+    if verdict.equal:
+        how = "symbolically" if verdict.method == "symbolic" else "numerically, on random inputs"
+        return Verdict(
+            True,
+            "correct",
+            expected,
+            f"correct ({how}): ∂L/∂{variable.name} = {right}",
+            verdict.method,
+        )
+    largest = _largest_error(formula, truth, known_vars)
+    message = (
+        f"wrong value: your formula has the right shape {_shape_text(variable.shape)} but differs "
+        f"from the gradient by up to {largest:.3g} on random inputs. The gradient is {wanted}."
+    )
+    notes = _diagnose(text, known_vars, variable, expr)
+    if notes:
+        message += " " + " ".join(notes)
+    return Verdict(False, "value", expected, message, verdict.method, largest)
+
+
+def _largest_error(formula: Expr, truth: Expr, variables: Mapping[str, Var]) -> float:
+    rng = np.random.default_rng(0)
+    arrays = {
+        name: rng.normal(size=v.shape) for name, v in variables.items() if v.shape is not None
+    }
+    used = {v.name for v in toposort([formula, truth]) if isinstance(v, Var)}
+    a, b = evaluate([formula, truth], {k: v for k, v in arrays.items() if k in used})
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def _shape_verdict(
+    text: str,
+    variables: Mapping[str, Var],
+    variable: Var,
+    expr: Expr,
+    error: str,
+    wanted: str,
+    expected: str,
+) -> Verdict:
+    factors = []
+    for name in sorted(variables):
+        if re.search(rf"\b{re.escape(name)}\b", text):
+            shape = variables[name].shape
+            line = f"{name} is {_shape_text(shape)}"
+            if (
+                re.search(rf"\b{re.escape(name)}\.T\b", text)
+                and shape is not None
+                and len(shape) == 2
+            ):
+                line += f", so {name}ᵀ is {_shape_text(shape[::-1])}"
+            factors.append(line)
+    reason = error.split("\n", 1)[0]
+    notes = _diagnose(text, variables, variable, expr)
+    message = (
+        f"wrong shape: your formula cannot be formed ({reason}). In it, {'; '.join(factors)}. "
+        + (" ".join(notes) + " " if notes else "")
+        + f"The gradient is {wanted}."
+    )
+    return Verdict(False, "shape", expected, message)
+
+
+def _diagnose(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr) -> list[str]:
+    """Recognisable confusions: 1-D arrays as rows or columns, and weight layouts."""
+    notes: list[str] = []
+    for name, var in variables.items():
+        if (
+            var.shape is not None
+            and len(var.shape) == 1
+            and re.search(rf"\b{re.escape(name)}\b", text)
+        ):
+            notes.append(
+                f"{name} is 1-D with shape {_shape_text(var.shape)}: numpy has no row or column "
+                f"vectors, so {name} is neither (1, {var.shape[0]}) nor ({var.shape[0]}, 1) and "
+                f"{name}.T is {name} itself; an outer product needs einsum('i,j->ij', …) or a "
+                "reshape to 2-D."
+            )
+            break
+    notes.extend(_layout_note(text, variables, variable, expr))
+    return notes
+
+
+def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr) -> list[str]:
+    """Whether the formula is right for a weight stored the other way round (out×in)."""
+    for name, var in variables.items():
+        if (
+            var is variable
+            or var.shape is None
+            or len(var.shape) != 2
+            or var.shape[0] == var.shape[1]
+        ):
+            continue
+        if not re.search(rf"\b{re.escape(name)}\b", text):
+            continue
+        flipped = ops.var(name, var.shape[::-1])
+        swapped = {**variables, name: flipped}
+        try:
+            formula = parse_expr(text, variables=swapped)
+        except EinsgradError:
+            continue
+        if formula.shape != variable.shape:
+            continue
+        # The true gradient when the stored matrix is the transpose of the one in expr.
+        replaced = _substitute(expr, var, ops.transpose(flipped))
+        expr_vars = set(toposort([expr]))
+        upstream = next(v for v in swapped.values() if v not in expr_vars and v is not flipped)
+        truth = vjp(replaced, variable, upstream)
+        assert isinstance(truth, Expr)
+        if equivalent(formula, truth):
+            m, n = var.shape
+            return [
+                f"Your formula would be right if {name} were stored as {n}×{m} (out×in, the other "
+                f"weight layout); here {name} is {m}×{n} (in×out), so transpose it in the formula."
+            ]
+    return []
+
+
+def _substitute(expr: Expr, old: Var, new: Expr) -> Expr:
+    """``expr`` with the variable ``old`` replaced by ``new`` (rebuilt through simplify's walk)."""
+    from .ir import Const, Einsum, Map, Reduce, Seed, Size
+
+    rebuilt: dict[Expr, Expr] = {}
+    for node in toposort([expr]):
+        children = [rebuilt[c] for c in node.children]
+        if node is old:
+            rebuilt[node] = new
+        elif isinstance(node, Var | Const):
+            rebuilt[node] = node
+        elif isinstance(node, Einsum):
+            like = rebuilt[node.like] if isinstance(node.like, Expr) else node.like
+            rebuilt[node] = ops._einsum_node(node.spec, children, like)
+        elif isinstance(node, Map):
+            rebuilt[node] = ops._map(node.op.name, *children)
+        elif isinstance(node, Reduce):
+            rebuilt[node] = Reduce(node.op, children[0], node.axes, node.shape)
+        elif isinstance(node, Size):
+            rebuilt[node] = ops.size(rebuilt[node.arg], node.axes)
+        elif isinstance(node, Seed):
+            rebuilt[node] = Seed(rebuilt[node.loss])
+    return simplify(rebuilt[expr])

@@ -1,0 +1,554 @@
+"""``explain(L, wrt)``: the derivation of a gradient, step by step, as a learner writes it.
+
+The steps are generated from the rules einsgrad actually applies, node by node on the
+path from ``L`` down to the variable, never from templates keyed on an example. For an
+einsum node ``Y = einsum(s_1,…,s_n -> o)`` consumed on the way to ``W`` they follow the
+hand derivations of the seed notes:
+
+1. the chain rule as an index sum over the output's labels;
+2. the forward contraction written out;
+3. the partial derivative as Kronecker deltas, one per label of ``W``;
+4. the deltas collapsing sums, and which labels stay summed (the contracting ones);
+5. the result in index form, as an einsum string and, where there is one, in matrix
+   notation;
+6. the shapes of the factors.
+
+Elementwise nodes show their rule (``∂L/∂Y = ∂L/∂Z ⊙ [Y > 0]`` for a ReLU), broadcast
+arguments the sum over the broadcast axes (``1ᵀ·∂L/∂Z`` for a bias), and a division by a
+count the ``1/B`` of a mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import ops
+from .autodiff import grad, variables_by_name
+from .calculus import vjp
+from .errors import GradError, ShapeError
+from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var, toposort
+from .notation import Factor, IndexTerm, _number, matrix_form
+from .parse import parse_expr
+from .printing import to_text
+from .rule import backward
+from .simplify import simplify
+from .spec import ELLIPSIS
+
+__all__ = ["Derivation", "Step", "explain"]
+
+_NAMES = ["Y", "Z", "H", "U", "V", "P", "Q", "R", "S", "T"]
+_LETTERS = "ijklmnpqrstuvwxyzabcdefgh"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: a title and its lines, as Unicode text and as LaTeX math."""
+
+    title: str
+    text: tuple[str, ...]
+    latex: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derivation: ``steps`` in order, and the gradient ``result`` as an expression."""
+
+    steps: tuple[Step, ...]
+    result: Expr
+    wrt: str
+    summary: str
+
+    @property
+    def text(self) -> str:
+        """Plain Unicode text."""
+        lines: list[str] = []
+        for number, step in enumerate(self.steps, 1):
+            lines.append(f"{number}. {step.title}")
+            lines.extend(f"   {line}" for line in step.text)
+        lines.append(f"Result: {self.summary}")
+        return "\n".join(lines)
+
+    @property
+    def markdown(self) -> str:
+        """Markdown with LaTeX math (``$$ … $$``) where a step has it."""
+        lines: list[str] = [f"### Derivation of ∂L/∂{self.wrt}", ""]
+        for number, step in enumerate(self.steps, 1):
+            lines.append(f"{number}. **{step.title}**")
+            if step.latex:
+                lines.extend(f"   $$ {math} $$" for math in step.latex)
+            else:
+                lines.extend(f"   `{line}`" for line in step.text)
+            lines.append("")
+        lines.append(f"**Result:** `{self.summary}`")
+        return "\n".join(lines)
+
+    @property
+    def latex(self) -> str:
+        """A LaTeX ``enumerate`` with one display per formula."""
+        lines = ["\\begin{enumerate}"]
+        for step in self.steps:
+            lines.append(f"  \\item {_latex_text(step.title)}")
+            for math in step.latex or tuple(f"\\text{{{_latex_text(t)}}}" for t in step.text):
+                lines.append(f"  \\[ {math} \\]")
+        lines.append("\\end{enumerate}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+    def _repr_latex_(self) -> str:
+        return self.latex
+
+
+def _latex_text(text: str) -> str:
+    for plain, escaped in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("#", "\\#"), ("%", "\\%")):
+        text = text.replace(plain, escaped)
+    for plain, escaped in (("&", "\\&"), ("{", "\\{"), ("}", "\\}")):
+        text = text.replace(plain, escaped)
+    return text
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    if shape is None:
+        return "?"
+    return "×".join(str(n) for n in shape) if shape else "scalar"
+
+
+class _Namer:
+    """Display names for the nodes of the derivation."""
+
+    def __init__(self, variables: Sequence[str]) -> None:
+        self.names: dict[Expr, str] = {}
+        self.taken = set(variables)
+        self.pool = iter(_NAMES + [f"T{k}" for k in range(1, 1000)])
+        self.definitions: list[tuple[str, Expr]] = []
+
+    def __call__(self, node: Expr) -> str:
+        if isinstance(node, Var):
+            return node.name
+        if isinstance(node, Const) and node.is_scalar:
+            return repr(node.value)
+        if node not in self.names:
+            name = next(n for n in self.pool if n not in self.taken)
+            self.taken.add(name)
+            self.names[node] = name
+            self.definitions.append((name, node))
+        return self.names[node]
+
+
+def explain(
+    loss: Expr | str,
+    wrt: Any,
+    *,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    upstream: str = "Y",
+) -> Derivation:
+    """Derive ``∂L/∂wrt`` step by step (see the module documentation).
+
+    ``loss`` is a scalar expression (the derivation runs all the way down) or a
+    non-scalar one, whose upstream gradient ``∂L/∂Y`` is then taken as given (``upstream``
+    names it). Strings are parsed with ``shapes``. Shapes must be known.
+    """
+    if isinstance(loss, str):
+        loss = parse_expr(loss, shapes=shapes)
+    by_name = variables_by_name(toposort([loss]))
+    variable = by_name.get(wrt) if isinstance(wrt, str) else wrt
+    if not isinstance(variable, Var) or by_name.get(variable.name) is not variable:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise GradError(f"wrt={wrt!r} is not a variable of the expression (its variables: {known})")
+    if loss.shape is None:
+        raise ShapeError("explain needs shapes: declare them in var() or pass shapes={...}")
+    scalar = loss.shape == ()
+    namer = _Namer(list(by_name))
+    top = "L" if scalar else upstream
+    namer.names[loss] = top
+    namer.taken.add(top)
+
+    order = toposort([loss], references=False)
+    depends: set[Expr] = set()
+    for node in order:
+        if node is variable or any(child in depends for child in node.children):
+            depends.add(node)
+    if loss not in depends:
+        raise GradError(f"{variable.name} does not occur in the expression: its gradient is zero")
+
+    # Name the path from the variable upward, so the node next to W is Y, as in the notes.
+    for node in order:
+        if node in depends and node is not loss and not isinstance(node, Var):
+            namer(node)
+
+    steps: list[Step] = []
+    if not scalar:
+        steps.append(
+            Step(
+                f"{top} = {_expression_text(loss, namer, top)} is not a scalar",
+                (
+                    f"the upstream gradient ∂L/∂{top} (shape {_shape_text(loss.shape)}) is given,",
+                    "as in the notes: L = f(Y) for some scalar loss f.",
+                ),
+            )
+        )
+    incoming: dict[Expr, int] = {}
+    for node in order:
+        for child in node.children:
+            if child in depends:
+                incoming[child] = incoming.get(child, 0) + 1
+    for node in reversed(order):
+        if node not in depends or isinstance(node, Var):
+            continue
+        if incoming.get(node, 0) > 1:
+            steps.append(
+                Step(
+                    f"{namer(node)} is used {incoming[node]} times",
+                    (f"∂L/∂{namer(node)} is the sum of the contributions below from each use.",),
+                )
+            )
+        for position, child in enumerate(node.children):
+            if child not in depends:
+                continue
+            steps.extend(_block(node, position, child, namer))
+    if scalar:
+        result = grad(loss, variable)
+        assert isinstance(result, Expr)
+    else:
+        cotangent = ops.var("d" + top, loss.shape)
+        namer.names[cotangent] = f"∂L/∂{top}"
+        found = vjp(loss, variable, cotangent)
+        assert isinstance(found, Expr)
+        result = found
+    result = simplify(result)
+    # Name the intermediate values up front, so the blocks read top-down.
+    steps[1 if not scalar else 0 : 1 if not scalar else 0] = _definitions(namer)
+    summary = _summary(result, variable, namer)
+    steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
+    return Derivation(tuple(steps), result, variable.name, summary)
+
+
+def _expression_text(node: Expr, namer: _Namer, own: str) -> str:
+    names = {n: name for n, name in namer.names.items() if n is not node and name != own}
+    form = matrix_form(node, names, style="math")
+    if form is not None:
+        return form
+    return to_text(node, inline=True, limit=120)
+
+
+def _definitions(namer: _Namer) -> list[Step]:
+    """A step naming the intermediate values the blocks referred to."""
+    lines = []
+    for name, node in namer.definitions:
+        lines.append(f"{name} = {_expression_text(node, namer, name)}")
+    return [Step("where", tuple(lines))] if lines else []
+
+
+def _summary(result: Expr, variable: Var, namer: _Namer) -> str:
+    names = dict(namer.names)
+    form = matrix_form(result, names, style="math")
+    text = form if form is not None else to_text(result, inline=True, limit=200)
+    return f"∂L/∂{variable.name} = {text}"
+
+
+# --- one block per node ---------------------------------------------------------------------
+
+
+def _block(node: Expr, position: int, child: Expr, namer: _Namer) -> list[Step]:
+    if isinstance(node, Einsum):
+        return _einsum_block(node, position, child, namer)
+    if isinstance(node, Map):
+        return _map_block(node, position, child, namer)
+    if isinstance(node, Reduce):
+        return _reduce_block(node, child, namer)
+    return []
+
+
+def _fresh(taken: set[str]) -> str:
+    letter = next(c for c in _LETTERS if c not in taken)
+    taken.add(letter)
+    return letter
+
+
+def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step]:
+    out_name, target = namer(node), namer(child)
+    shapes = [op.shape for op in node.operands]
+    if any(s is None for s in shapes) or ELLIPSIS in node.spec.text or node.like is not None:
+        return _generic_einsum_block(node, k, child, namer)
+    spec = node.spec
+    target_labels = list(spec.inputs[k])
+    # Display labels: the target keeps its letters; forward labels that clash get new ones.
+    taken = set(target_labels) | {label for term in spec.inputs for label in term}
+    rename: dict[str, str] = {}
+    for label in dict.fromkeys([*spec.output, *(lab for term in spec.inputs for lab in term)]):
+        rename[label] = _fresh(taken) if label in target_labels else label
+    forward_terms = [[rename[label] for label in term] for term in spec.inputs]
+    out = [rename[label] for label in spec.output]
+    summed_forward = [
+        label
+        for label in dict.fromkeys(lab for term in forward_terms for lab in term)
+        if label not in out
+    ]
+    names = [namer(op) for op in node.operands]
+    steps: list[Step] = []
+
+    # 1. chain rule
+    chain = IndexTerm(
+        (
+            Factor(out_name, tuple(out), "grad"),
+            Factor(target, tuple(target_labels), "partial", out_name, tuple(out)),
+        ),
+        sums=tuple(out),
+    )
+    lhs = Factor(target, tuple(target_labels), "grad")
+    steps.append(
+        Step(
+            f"Chain rule through {out_name} = einsum('{spec.text}', {', '.join(names)})",
+            (f"{lhs.text()} = {chain.text()}",),
+            (f"{lhs.latex()} = {chain.latex()}",),
+        )
+    )
+
+    # 2. forward contraction
+    product = IndexTerm(
+        tuple(Factor(name, tuple(term)) for name, term in zip(names, forward_terms, strict=True)),
+        sums=tuple(summed_forward),
+    )
+    out_factor = Factor(out_name, tuple(out))
+    steps.append(
+        Step(
+            "The forward contraction, written out",
+            (f"{out_factor.text()} = {product.text()}",),
+            (f"{out_factor.latex()} = {product.latex()}",),
+        )
+    )
+
+    # 3. the partial derivative: δ for each position of the target's term.
+    differentiated = forward_terms[k]
+    deltas = [
+        Factor("", (d, t), "delta") for d, t in zip(differentiated, target_labels, strict=True)
+    ]
+    others = [
+        Factor(name, tuple(term))
+        for j, (name, term) in enumerate(zip(names, forward_terms, strict=True))
+        if j != k
+    ]
+    raw = IndexTerm((*deltas, *others), sums=tuple(summed_forward))
+    # Deltas over summed labels collapse those sums: substitute the target's label.
+    bind = {d: t for d, t in zip(differentiated, target_labels, strict=True) if d in summed_forward}
+    kept_deltas = [
+        Factor("", (d, t), "delta")
+        for d, t in zip(differentiated, target_labels, strict=True)
+        if d not in summed_forward
+    ]
+    substituted = [
+        Factor(f.name, tuple(bind.get(label, label) for label in f.labels)) for f in others
+    ]
+    remaining = tuple(label for label in summed_forward if label not in bind)
+    partial = IndexTerm((*kept_deltas, *substituted), sums=remaining)
+    partial_lhs = Factor(target, tuple(target_labels), "partial", out_name, tuple(out))
+    collapse_note = (
+        f"the sum over {', '.join(bind)} collapses onto {', '.join(bind[d] for d in bind)}"
+        if bind
+        else "no forward sum involves it"
+    )
+    steps.append(
+        Step(
+            f"The partial derivative: ∂{target}/∂{target} is a Kronecker delta per index",
+            (
+                f"{partial_lhs.text()} = {raw.text()}",
+                f"   = {partial.text()}   ({collapse_note})",
+            ),
+            (f"{partial_lhs.latex()} = {raw.latex()} = {partial.latex()}",),
+        )
+    )
+
+    # 4. substitute into the chain rule; the deltas collapse sums over output labels.
+    tie = {d.labels[0]: d.labels[1] for d in kept_deltas}
+    upstream = Factor(out_name, tuple(tie.get(label, label) for label in out), "grad")
+    final_others = [
+        Factor(f.name, tuple(tie.get(label, label) for label in f.labels)) for f in substituted
+    ]
+    final_sums = tuple(
+        dict.fromkeys(
+            label for label in (*out, *remaining) if label not in tie and label not in target_labels
+        )
+    )
+    final = IndexTerm((*final_others, upstream), sums=final_sums)
+    contracting = ", ".join(final_sums) if final_sums else "none"
+    tied = ", ".join(f"{d} = {t}" for d, t in tie.items())
+    lines = [f"{lhs.text()} = {final.text()}"]
+    if tie:
+        lines.insert(0, f"the deltas set {tied}: only those terms of the sum survive")
+    lines.append(f"summed (contracting) labels: {contracting}")
+    steps.append(
+        Step(
+            "Substitute: the deltas collapse the sum",
+            tuple(lines),
+            (f"{lhs.latex()} = {final.latex()}",),
+        )
+    )
+
+    # 5. the result as an einsum and in matrix notation, from the rule engine.
+    rule = backward(spec.text, k, names=names, output=out_name)
+    result_lines = [f"index form: {rule.index_form()}", f"einsum: '{rule.spec}'"]
+    if rule.broadcast:
+        result_lines.append(
+            f"broadcast along {', '.join(rule.broadcast)} (labels only {target} has)"
+        )
+    if rule.diagonal:
+        result_lines.append(
+            f"on the diagonal of {', '.join(rule.diagonal)} (labels {target} repeats)"
+        )
+    cotangent = ops.var("d" + out_name, node.shape)
+    derived = simplify(_vjp_of(node, k, cotangent))
+    matrix_names = {n: name for n, name in namer.names.items()}
+    matrix_names[cotangent] = f"∂L/∂{out_name}"
+    matrix = matrix_form(derived, matrix_names, style="math")
+    if matrix is not None:
+        result_lines.append(f"matrix form: ∂L/∂{target} = {matrix}")
+    steps.append(Step(f"Result for ∂L/∂{target}", tuple(result_lines)))
+
+    # 6. shapes
+    shape_lines = [f"∂L/∂{target} has the shape of {target}: {_shape_text(child.shape)}"]
+    factors = [
+        f"{name} is {_shape_text(op.shape)}" for name, op in zip(names, node.operands, strict=True)
+    ]
+    factors.append(f"∂L/∂{out_name} is {_shape_text(node.shape)} (the shape of {out_name})")
+    shape_lines.append("; ".join(factors))
+    if matrix is not None:
+        shape_lines.append(_matrix_shapes(derived, matrix_names, child.shape))
+    steps.append(Step("Shapes", tuple(line for line in shape_lines if line)))
+    return steps
+
+
+def _vjp_of(node: Einsum, k: int, cotangent: Expr) -> Expr:
+    from .rule import einsum_vjp
+
+    return einsum_vjp(node, cotangent, k)
+
+
+def _matrix_shapes(expr: Expr, names: Mapping[Expr, str], shape: Sequence[int] | None) -> str:
+    """``3×5 = (3×2)·(2×5)`` for a matrix product, from the factors of the simplified result."""
+    if not isinstance(expr, Einsum) or len(expr.operands) != 2 or shape is None:
+        return ""
+    spec = expr.spec
+    sizes: dict[str, int] = {}
+    for term, operand in zip(spec.inputs, expr.operands, strict=True):
+        if operand.shape is not None:
+            sizes.update(zip(term, operand.shape, strict=False))
+    contracted = [
+        label for label in spec.inputs[0] if label in spec.inputs[1] and label not in spec.output
+    ]
+    if len(contracted) != 1 or len(spec.output) != 2:
+        return ""
+    c = contracted[0]
+    e, f = spec.output
+    return f"{sizes[e]}×{sizes[f]} = ({sizes[e]}×{sizes[c]}) · ({sizes[c]}×{sizes[f]})"
+
+
+def _generic_einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step]:
+    rule = backward(
+        node.spec.text, k, names=[namer(op) for op in node.operands], output=namer(node)
+    )
+    return [Step(f"Through {namer(node)} = einsum('{node.spec.text}', …)", (str(rule),))]
+
+
+def _rule_line(node: Map | Reduce) -> str:
+    doc = node.op.doc
+    for line in doc.splitlines():
+        if ";" in line and "=" in line:
+            return line.strip()
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Step]:
+    out_name, target = namer(node), namer(child)
+    wanted = tuple(i == position for i in range(len(node.args)))
+    partial = node.op.vjp(node, Const(1.0), wanted)[position]
+    names = {n: name for n, name in namer.names.items()}
+    forward = f"{out_name} = {_expression_text(node, namer, out_name)}"
+    lines = [forward, f"rule: {_rule_line(node)}"]
+    if partial is None:
+        lines.append(f"{node.op.name} is piecewise constant: no gradient flows to {target}")
+        return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]
+    value = _scalar_value(partial)
+    upstream = f"∂L/∂{out_name}"
+    if value == 1.0:
+        applied = upstream
+    elif value is not None:
+        applied = f"{_number(value)} · {upstream}"
+    else:
+        factor = matrix_form(partial, names, style="math") or to_text(
+            partial, inline=True, limit=80
+        )
+        applied = (
+            f"{upstream} ⊙ {factor}"
+            if partial.shape not in ((), None)
+            else f"{upstream} · {factor}"
+        )
+    lines.append(f"∂L/∂{target} = {applied}")
+    divisor = node.args[1] if node.op.name == "divide" and position == 0 else None
+    if divisor is not None and _count_of(divisor) is not None:
+        count = _count_of(divisor)
+        lines.append(f"1/{count} is the 1/B of a mean: each entry gets 1/{count} of ∂L/∂{out_name}")
+    if child.shape is not None and node.shape is not None and child.shape != node.shape:
+        lines.append(_broadcast_line(child, node, target, out_name))
+    return [Step(f"Through {out_name} = {_op_title(node)}", tuple(lines))]
+
+
+def _op_title(node: Map) -> str:
+    return {
+        "add": "a sum",
+        "subtract": "a difference",
+        "multiply": "a product",
+        "divide": "a quotient",
+    }.get(node.op.name, f"{node.op.name}(…)")
+
+
+def _count_of(node: Expr) -> int | None:
+    if isinstance(node, Const) and node.is_scalar and float(node.value).is_integer():
+        return int(node.value)
+    if isinstance(node, Size):
+        return None
+    return None
+
+
+def _scalar_value(node: Expr) -> float | None:
+    if isinstance(node, Const) and node.is_scalar and not isinstance(node.value, complex):
+        return float(node.value)
+    return None
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+def _broadcast_line(child: Expr, node: Expr, target: str, out_name: str) -> str:
+    assert child.shape is not None and node.shape is not None
+    lead = len(node.shape) - len(child.shape)
+    axes = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
+    labels = [_LETTERS[i] for i in range(len(node.shape))]
+    summed = [labels[i] for i in axes]
+    kept = labels[lead:]
+    text = (
+        f"{target} ({_shape_text(child.shape)}) was broadcast to {_shape_text(node.shape)}: "
+        f"sum over {', '.join(summed)}: ∂L/∂{target}{'_' + ''.join(kept) if kept else ''} = "
+        + "".join(f"Σ_{s} " for s in summed)
+        + f"(∂L/∂{target} as above){'_' + ''.join(labels) if labels else ''}"
+    )
+    if len(node.shape) == 2 and len(child.shape) == 1:
+        text += "  — in matrix form 1ᵀ·(…), a sum of the rows, as for a bias"
+    return text
+
+
+def _reduce_block(node: Reduce, child: Expr, namer: _Namer) -> list[Step]:
+    out_name, target = namer(node), namer(child)
+    lines = [
+        f"{out_name} = {node.op.name}({target}, axis={node.axes})",
+        f"rule: {_rule_line(node)}",
+        f"∂L/∂{target} = (∂L/∂{out_name} broadcast back over axis {node.axes})"
+        f" ⊙ exp({target} − {out_name})",
+    ]
+    return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]
