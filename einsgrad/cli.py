@@ -58,7 +58,9 @@ def _grad(args: argparse.Namespace) -> int:
         rule = backward(args.spec, k, names=names)
         print(f"d{rule.operand_names[rule.wrt]}:")
         print(f"  index form:  {rule.index_form()}")
-        print(f"  einsum:      {rule.spec!r}  (the other operands in order, then dY)")
+        print(
+            f"  einsum:      {rule.spec!r}  (the other operands in order, then d{rule.output_name})"
+        )
         if rule.broadcast:
             print(f"  broadcast:   along {', '.join(rule.broadcast)}")
         if rule.diagonal:
