@@ -251,25 +251,8 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
 
 
 def _substitute(expr: Expr, old: Var, new: Expr) -> Expr:
-    """``expr`` with the variable ``old`` replaced by ``new`` (rebuilt through simplify's walk)."""
-    from .ir import Const, Einsum, Map, Reduce, Seed, Size
+    """``expr`` with the variable ``old`` replaced by ``new``, simplified."""
+    from .rewrite import rebuild
 
-    rebuilt: dict[Expr, Expr] = {}
-    for node in toposort([expr]):
-        children = [rebuilt[c] for c in node.children]
-        if node is old:
-            rebuilt[node] = new
-        elif isinstance(node, Var | Const):
-            rebuilt[node] = node
-        elif isinstance(node, Einsum):
-            like = rebuilt[node.like] if isinstance(node.like, Expr) else node.like
-            rebuilt[node] = ops._einsum_node(node.spec, children, like)
-        elif isinstance(node, Map):
-            rebuilt[node] = ops._map(node.op.name, *children)
-        elif isinstance(node, Reduce):
-            rebuilt[node] = Reduce(node.op, children[0], node.axes, node.shape)
-        elif isinstance(node, Size):
-            rebuilt[node] = ops.size(rebuilt[node.arg], node.axes)
-        elif isinstance(node, Seed):
-            rebuilt[node] = Seed(rebuilt[node.loss])
-    return simplify(rebuilt[expr])
+    (result,) = rebuild([expr], replace={old: new})
+    return simplify(result)

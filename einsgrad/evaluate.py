@@ -26,6 +26,7 @@ __all__ = ["evaluate"]
 class _Walk:
     """The nodes to visit for some outputs, in order, and which need values."""
 
+    outputs: tuple[Expr, ...]  # the requested outputs, n-ary einsums split into trees
     order: tuple[Expr, ...]
     index: dict[Expr, int]
     needs_value: frozenset[Expr]
@@ -33,11 +34,16 @@ class _Walk:
 
 
 @functools.lru_cache(maxsize=256)
-def _walk(outputs: tuple[Expr, ...]) -> _Walk:
+def _walk(requested: tuple[Expr, ...]) -> _Walk:
+    from .decompose import split_einsums
+
+    # n-ary einsums run as their contraction trees, whose intermediates gradients share.
+    outputs = split_einsums(requested)
     order = tuple(toposort(outputs))
     variables = variables_by_name(order)
     needs_value = frozenset(toposort(outputs, references=False))
-    return _Walk(order, {node: i for i, node in enumerate(order)}, needs_value, variables)
+    index = {node: i for i, node in enumerate(order)}
+    return _Walk(outputs, order, index, needs_value, variables)
 
 
 def _bind(
@@ -169,7 +175,7 @@ def evaluate(
         references = [metas[walk.index[r]] for r in node.references]
         values[i] = node.compute(runner, children, metas[i], references)
     results: list[Any] = []
-    for out in outputs:
+    for out in walk.outputs:
         # Never hand out the caller's arrays, views of them, or one array twice.
         taken = [*bound.values(), *results]
         results.append(_finish(values[walk.index[out]], metas[walk.index[out]], taken))

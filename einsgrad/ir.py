@@ -433,8 +433,14 @@ class Einsum(Expr):
         return backend.einsum(resolved, values, dtype)
 
     def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
+        from .decompose import tree_vjp
         from .rule import einsum_vjp
 
+        # Three or more arrays with static shapes: reverse mode through the contraction
+        # tree, so every operand's cotangent reuses the forward intermediates.
+        through_tree = tree_vjp(self, cotangent, wanted)
+        if through_tree is not None:
+            return through_tree
         return tuple(
             einsum_vjp(self, cotangent, k) if want else None for k, want in enumerate(wanted)
         )

@@ -419,15 +419,18 @@ def where(condition: Any, a: Any, b: Any) -> Expr:
 
 def logsumexp(x: Any, axis: int | Sequence[int] | None = None) -> Expr:
     """``log(sum(exp(x), axis))``, shifted by the maximum so it neither overflows nor underflows."""
-    x = as_expr(x)
-    axes = _axis_tuple(axis)
+    return reduction(REDUCTIONS["logsumexp"], as_expr(x), _axis_tuple(axis))
+
+
+def reduction(op: Any, x: Expr, axes: tuple[int, ...] | None) -> Expr:
+    """The reduction primitive ``op`` of ``x`` over ``axes`` (normalized once the rank is known)."""
     shape = None
     if x.shape is not None:
         axes = normalize_axes(axes, len(x.shape), x)
         shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
     elif axes is not None:
         axis_terms(axes, None, x)  # validates repeats
-    return Reduce(REDUCTIONS["logsumexp"], x, axes, shape)
+    return Reduce(op, x, axes, shape)
 
 
 def unreduce(e: Expr, reduced: Reduce) -> Expr:
