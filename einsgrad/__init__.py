@@ -21,6 +21,7 @@ from .calculus import (
     vjp,
 )
 from .check import Verdict, check
+from .compile import Compiled, compile
 from .equivalence import Equivalence, equivalent
 from .errors import EinsgradError, GradError, MemoryLimitError, ParseError, ShapeError, SpecError
 from .evaluate import evaluate
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackwardRule",
+    "Compiled",
     "Const",
     "Cost",
     "Derivation",
@@ -71,6 +73,7 @@ __all__ = [
     "as_expr",
     "backward",
     "check",
+    "compile",
     "cost",
     "einsum",
     "equivalent",

@@ -20,7 +20,7 @@ import opt_einsum
 
 from .spec import Resolved
 
-__all__ = ["Backend", "NumpyBackend", "get_backend", "plan_info"]
+__all__ = ["Backend", "NumpyBackend", "contraction", "get_backend", "plan_info"]
 
 Array = Any
 
@@ -31,7 +31,10 @@ def _symbols(labels: Sequence[int]) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _planned(
-    resolved: Resolved, shapes: tuple[tuple[int, ...], ...], array_operands: tuple[int, ...]
+    resolved: Resolved,
+    shapes: tuple[tuple[int, ...], ...],
+    array_operands: tuple[int, ...],
+    optimize: str = "auto",
 ) -> tuple[Callable[..., Array], int, int]:
     """A planned opt_einsum contraction of ``resolved``'s array operands onto its core.
 
@@ -41,19 +44,32 @@ def _planned(
     """
     terms = ",".join(_symbols(resolved.inputs[k]) for k in array_operands)
     spec = f"{terms}->{_symbols(resolved.core)}"
-    path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+    path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=optimize)
     expression = opt_einsum.contract_expression(spec, *shapes, optimize=path)
     return expression, int(info.opt_cost), int(info.largest_intermediate)
 
 
 def plan_info(
-    resolved: Resolved, shapes: tuple[tuple[int, ...], ...], array_operands: tuple[int, ...]
+    resolved: Resolved,
+    shapes: tuple[tuple[int, ...], ...],
+    array_operands: tuple[int, ...],
+    optimize: str = "auto",
 ) -> tuple[int, int]:
     """opt_einsum's FLOP count and largest intermediate (elements) for a resolved einsum."""
     if not array_operands:
         return 0, 0
-    _, flops, largest = _planned(resolved, shapes, array_operands)
+    _, flops, largest = _planned(resolved, shapes, array_operands, optimize)
     return flops, largest
+
+
+def contraction(
+    resolved: Resolved,
+    shapes: tuple[tuple[int, ...], ...],
+    array_operands: tuple[int, ...],
+    optimize: str = "auto",
+) -> Callable[..., Array]:
+    """The planned (and cached) opt_einsum contraction of a resolved einsum's arrays."""
+    return _planned(resolved, shapes, array_operands, optimize)[0]
 
 
 class Backend:

@@ -89,6 +89,8 @@ def contraction_tree(node: Einsum) -> _Tree | None:
         inputs = [term for term, _ in picked]
         seen = dict.fromkeys(label for term in inputs for label in term)
         out = tuple(label for label in seen if label in remaining)
+        if not live:  # the last step writes the output's order: no transpose after it
+            out = resolved.core
         spec = ",".join(_letters(t, names) for t in inputs) + "->" + _letters(out, names)
         expr = ops._einsum_node(parse_spec(spec), [tree.node for _, tree in picked], None)
         if len(picked) == 1:

@@ -18,6 +18,7 @@ from .autodiff import ORIGIN_VARIABLES, variables_by_name
 from .backend import get_backend
 from .errors import ShapeError
 from .ir import Expr, Meta, Var, toposort
+from .program import Plan, Program, build
 
 __all__ = ["evaluate"]
 
@@ -146,15 +147,23 @@ def evaluate(
     Variables are bound by name, ``evaluate([dW, db], X=x, W=w, b=b)``, or from a
     mapping, ``evaluate(dW, {"X": x, "W": w})``; keywords win over the mapping. Raises ShapeError
     for a missing or unknown variable, an array whose shape contradicts its variable's
-    declared shape, and shapes the expression's operations do not accept.
+    declared shape, and shapes the expression's operations do not accept. Runs the same
+    cached program as :func:`einsgrad.compile`.
     """
     outputs: tuple[Expr, ...] = (exprs,) if isinstance(exprs, Expr) else tuple(exprs)
-    single = isinstance(exprs, Expr)
     if mapping is not None:
         arrays = {**mapping, **arrays}
     for out in outputs:
         if not isinstance(out, Expr):
             raise TypeError(f"evaluate takes einsgrad expressions, got {type(out).__name__}")
+    results = run(outputs, arrays)
+    return results[0] if isinstance(exprs, Expr) else results
+
+
+def run(
+    outputs: tuple[Expr, ...], arrays: Mapping[str, Any], optimize: str = "auto"
+) -> tuple[Any, ...]:
+    """Bind ``arrays``, fetch (or build) the program for their shapes, and run it."""
     runner = get_backend("numpy")
     walk = _walk(outputs)
     bound = _bind(walk, outputs, arrays, runner)
@@ -164,22 +173,39 @@ def evaluate(
     )
     metas = _infer(walk, signature)
     _check_memory(walk, signature, metas)
-    values: list[Any] = [None] * len(walk.order)
-    for i, node in enumerate(walk.order):
-        if node not in walk.needs_value:
-            continue
-        if isinstance(node, Var):
-            values[i] = bound[node.name]
-            continue
-        children = [values[walk.index[c]] for c in node.children]
-        references = [metas[walk.index[r]] for r in node.references]
-        values[i] = node.compute(runner, children, metas[i], references)
+    program = _program(walk, signature, optimize)
+    values = program.run(bound)
     results: list[Any] = []
-    for out in walk.outputs:
+    for out, value in zip(walk.outputs, values, strict=True):
         # Never hand out the caller's arrays, views of them, or one array twice.
         taken = [*bound.values(), *results]
-        results.append(_finish(values[walk.index[out]], metas[walk.index[out]], taken))
-    return results[0] if single else tuple(results)
+        results.append(_finish(value, metas[walk.index[out]], taken))
+    return tuple(results)
+
+
+@functools.lru_cache(maxsize=1024)
+def _program(
+    walk: _Walk, signature: tuple[tuple[str, tuple[int, ...], str], ...], optimize: str
+) -> Program:
+    metas = _infer(walk, signature)
+    return build(
+        walk.order,
+        walk.index,
+        walk.needs_value,
+        metas,
+        walk.outputs,
+        get_backend("numpy"),
+        optimize,
+    )
+
+
+def plan(
+    outputs: tuple[Expr, ...], shapes: Mapping[str, Sequence[int]], dtype: Any, optimize: str
+) -> Plan:
+    """The plan of the program for ``outputs`` with the given (or declared) shapes."""
+    walk = _walk(outputs)
+    signature = _static_signature(walk, shapes, dtype)
+    return _program(walk, signature, optimize).plan
 
 
 def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
@@ -255,14 +281,7 @@ def static_metas(
 ) -> dict[Expr, tuple[Meta, list[Meta], list[Meta]]]:
     """Shapes and dtypes of every node ``expr`` computes, from declared or given shapes."""
     walk = _walk((expr,))
-    signature_items = []
-    for name, variable in sorted(walk.variables.items()):
-        shape = variable.shape if variable.shape is not None else shapes.get(name)
-        if shape is None:
-            raise ShapeError(f"variable {name!r} has no declared shape; pass {name}=(...) for it")
-        kind = variable.dtype if variable.dtype is not None else np.dtype(dtype)
-        signature_items.append((name, tuple(int(n) for n in shape), kind.str))
-    signature = tuple(signature_items)
+    signature = _static_signature(walk, shapes, dtype)
     metas = _infer(walk, signature)
     result: dict[Expr, tuple[Meta, list[Meta], list[Meta]]] = {}
     for i, node in enumerate(walk.order):
@@ -271,3 +290,16 @@ def static_metas(
             refs = [metas[walk.index[r]] for r in node.references]
             result[node] = (metas[i], children, refs)
     return result
+
+
+def _static_signature(
+    walk: _Walk, shapes: Mapping[str, Sequence[int]], dtype: Any
+) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    items = []
+    for name, variable in sorted(walk.variables.items()):
+        shape = variable.shape if variable.shape is not None else shapes.get(name)
+        if shape is None:
+            raise ShapeError(f"variable {name!r} has no declared shape; pass {name}=(...) for it")
+        kind = variable.dtype if variable.dtype is not None else np.dtype(dtype)
+        items.append((name, tuple(int(n) for n in shape), kind.str))
+    return tuple(items)

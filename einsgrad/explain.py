@@ -189,7 +189,7 @@ def explain(
                 f"{top} = {_expression_text(loss, namer, top)} is not a scalar",
                 (
                     f"the upstream gradient ∂L/∂{top} (shape {_shape_text(loss.shape)}) is given,",
-                    "as in the notes: L = f(Y) for some scalar loss f.",
+                    f"as in the notes: L = f({top}) for some scalar loss f.",
                 ),
             )
         )

@@ -366,9 +366,44 @@ def subtract(a: Any, b: Any) -> Expr:
     return _map("subtract", left, right)
 
 
+def filled_value(node: Expr) -> float | None:
+    """The number a broadcast constant holds everywhere (``einsum('->ab', 1.0)``), else None."""
+    if isinstance(node, Const) and node.is_scalar and not isinstance(node.value, complex):
+        return float(node.value)
+    if not isinstance(node, Einsum) or node.shape is None:
+        return None
+    output = node.spec.output
+    if any(node.spec.inputs) or len(set(output)) != len(output) or "..." in output:
+        return None
+    value = 1.0
+    for operand in node.operands:
+        if not (isinstance(operand, Const) and operand.is_scalar) or isinstance(
+            operand.value, complex
+        ):
+            return None
+        value *= float(operand.value)
+    return value
+
+
+def _covers(big: Expr, small: Expr) -> bool:
+    """True when ``small`` broadcast against ``big`` leaves ``big``'s (static) shape."""
+    if big.shape is None or small.shape is None:
+        return False
+    try:
+        return tuple(np.broadcast_shapes(big.shape, small.shape)) == big.shape
+    except ValueError:
+        return False
+
+
 def multiply(a: Any, b: Any) -> Expr:
     """``a * b`` with numpy broadcasting."""
     left, right = as_expr(a), as_expr(b)
+    for x, y in ((left, right), (right, left)):
+        # A broadcast constant times an array of the full shape is a scalar product: the
+        # cotangent of a sum (ones) times G is G, with no array of ones made.
+        value = filled_value(x) if isinstance(x, Einsum) else None
+        if value is not None and _covers(y, x):
+            return y if value == 1.0 else _map("multiply", Const(value), y)
     if _is_scalar(right, 1) and left.shape is not None:
         return left
     if _is_scalar(left, 1) and right.shape is not None:

@@ -324,13 +324,8 @@ def _letters_for(labels: list[int]) -> str:
 
 
 def _filled(node: Expr) -> float | None:
-    """The value of a broadcast constant (an einsum of one plain number, no diagonal)."""
-    if isinstance(node, Einsum) and len(node.operands) == 1 and node.shape is not None:
-        value = _scalar(node.operands[0])
-        output = node.spec.output
-        if value is not None and not node.spec.inputs[0] and len(set(output)) == len(output):
-            return value
-    return _scalar(node)
+    """The value of a broadcast constant (an einsum of plain numbers, no diagonal)."""
+    return ops.filled_value(node)
 
 
 def _scaled(node: Expr, factor: float) -> Expr:

@@ -1,0 +1,60 @@
+"""``compile``: a callable that evaluates fixed outputs with their plans cached."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ShapeError
+from .evaluate import plan as _plan
+from .evaluate import run
+from .ir import Expr
+from .program import Plan
+
+__all__ = ["Compiled", "compile"]
+
+_OPTIMIZE = ("auto", "greedy", "optimal", "dp", "branch-all", "branch-2", "random-greedy")
+
+
+class Compiled:
+    """``f(**arrays)`` evaluates the compiled outputs (one array, or a tuple for a list).
+
+    Each distinct subexpression is computed once across all outputs; nodes no output
+    needs are skipped; the program (steps, resolved einsums, opt_einsum paths) is built
+    once per shape/dtype signature and cached. ``f.plan(**shapes)`` shows it.
+    """
+
+    def __init__(self, outputs: Expr | Sequence[Expr], optimize: str) -> None:
+        self.single = isinstance(outputs, Expr)
+        self.outputs: tuple[Expr, ...] = (outputs,) if isinstance(outputs, Expr) else tuple(outputs)
+        for out in self.outputs:
+            if not isinstance(out, Expr):
+                raise TypeError(f"compile takes einsgrad expressions, got {type(out).__name__}")
+        self.optimize = optimize
+
+    def __call__(self, mapping: Mapping[str, Any] | None = None, /, **arrays: Any) -> Any:
+        if mapping is not None:
+            arrays = {**mapping, **arrays}
+        results = run(self.outputs, arrays, self.optimize)
+        return results[0] if self.single else results
+
+    def plan(self, dtype: Any = np.float64, **shapes: Sequence[int]) -> Plan:
+        """Each step with its einsum, path, FLOPs and largest array; and the totals."""
+        return _plan(self.outputs, shapes, dtype, self.optimize)
+
+
+def compile(
+    outputs: Expr | Sequence[Expr], *, backend: str = "numpy", optimize: str = "auto"
+) -> Compiled:
+    """Compile ``outputs`` (an expression or a list) into a fast callable (see Compiled).
+
+    ``optimize`` is opt_einsum's path strategy. Only the numpy backend exists today; the
+    derived programs are backend-neutral, and others plug in behind einsgrad.backend.
+    """
+    if backend != "numpy":
+        raise ShapeError(f"backend {backend!r} is not available yet; use 'numpy'")
+    if optimize not in _OPTIMIZE:
+        raise ShapeError(f"optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}")
+    return Compiled(outputs, optimize)

