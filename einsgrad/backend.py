@@ -67,9 +67,29 @@ def contraction(
     shapes: tuple[tuple[int, ...], ...],
     array_operands: tuple[int, ...],
     optimize: str = "auto",
+    backend: str = "numpy",
 ) -> Callable[..., Array]:
-    """The planned (and cached) opt_einsum contraction of a resolved einsum's arrays."""
-    return _planned(resolved, shapes, array_operands, optimize)[0]
+    """The planned (and cached) contraction of a resolved einsum's arrays.
+
+    On numpy, a contraction of at most two arrays and few FLOPs runs as one
+    ``numpy.einsum`` call: for tiny problems opt_einsum's per-call dispatch costs more
+    than the arithmetic. Everything else goes through the planned opt_einsum expression.
+    """
+    planned, flops, _ = _planned(resolved, shapes, array_operands, optimize)
+    if backend == "numpy" and len(array_operands) <= 2 and flops <= SMALL_FLOPS:
+        terms = ",".join(_symbols(resolved.inputs[k]) for k in array_operands)
+        spec = f"{terms}->{_symbols(resolved.core)}"
+        if spec.isascii():
+
+            def small(*arrays: Array, backend: str = "numpy") -> Array:
+                return np.einsum(spec, *arrays)
+
+            return small
+    return planned
+
+
+#: Below this many FLOPs a two-array numpy contraction skips opt_einsum's dispatch.
+SMALL_FLOPS = 1 << 15
 
 
 class Backend:

@@ -23,10 +23,8 @@ than the memory limit, naming the cheaper call (vjp, jvp or hvp) instead.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +32,11 @@ import numpy as np
 
 from . import ops
 from .autodiff import ORIGIN_VARIABLES, cotangents, grad, variables_by_name
-from .errors import GradError, MemoryLimitError, ShapeError
+from .errors import GradError, ShapeError
 from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, toposort
+from .limits import format_bytes as _format_bytes
+from .limits import get_memory_limit, guard, memory_limit, set_memory_limit
+from .limits import limit_for as _limit_for
 from .printing import short_name
 from .simplify import simplify
 from .spec import parse_spec, resolve
@@ -57,67 +58,7 @@ Mode = Literal["auto", "forward", "reverse"]
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ONE = Const(1.0)
 
-# --- the memory guard ----------------------------------------------------------------------
-
-DEFAULT_MEMORY_LIMIT = 2 * 1024**3
-_limit = threading.local()
-_global_limit: list[int | None] = [DEFAULT_MEMORY_LIMIT]
-
-
-def set_memory_limit(limit: int | None) -> None:
-    """Set the default memory limit in bytes for every process-wide call (None: no limit)."""
-    _global_limit[0] = _check_limit(limit)
-
-
-def get_memory_limit() -> int | None:
-    """The memory limit in force here: the innermost :func:`memory_limit`, else the global one."""
-    stack: list[int | None] = getattr(_limit, "stack", [])
-    return stack[-1] if stack else _global_limit[0]
-
-
-@contextlib.contextmanager
-def memory_limit(limit: int | None) -> Iterator[None]:
-    """Within the ``with`` block (this thread), use ``limit`` bytes as the memory limit."""
-    stack: list[int | None] = getattr(_limit, "stack", [])
-    _limit.stack = stack
-    stack.append(_check_limit(limit))
-    try:
-        yield
-    finally:
-        stack.pop()
-
-
-def _limit_for(limit: int | Literal["default"] | None) -> int | None:
-    return get_memory_limit() if limit == "default" else _check_limit(limit)
-
-
-def _check_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit <= 0:
-        raise ShapeError(f"a memory limit is a positive number of bytes or None, got {limit!r}")
-    return int(limit)
-
-
-def _format_bytes(count: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"  # pragma: no cover
-
-
-def guard(what: str, shape: Shape, dtype: Any, limit: int | None, advice: str) -> None:
-    """Raise MemoryLimitError if an array of ``shape`` and ``dtype`` exceeds ``limit``."""
-    if limit is None:
-        return
-    size = int(np.prod(shape, dtype=np.float64)) if shape else 1
-    needed = size * np.dtype(dtype).itemsize
-    if needed > limit:
-        raise MemoryLimitError(
-            f"{what} would have shape {shape}: {size:,} elements, {_format_bytes(needed)} "
-            f"as {np.dtype(dtype)}, over the memory limit of {_format_bytes(limit)}. {advice}"
-        )
+# --- the memory guard lives in einsgrad.limits; re-exported here -------------------------
 
 
 def _dtype_of(*variables: Expr) -> np.dtype[Any]:

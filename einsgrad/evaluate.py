@@ -18,6 +18,7 @@ from .autodiff import ORIGIN_VARIABLES, variables_by_name
 from .backend import get_backend
 from .errors import ShapeError
 from .ir import Expr, Meta, Var, toposort
+from .limits import get_memory_limit, guard
 from .program import Plan, Program, build
 
 __all__ = ["evaluate"]
@@ -47,9 +48,8 @@ def _walk(requested: tuple[Expr, ...]) -> _Walk:
     return _Walk(outputs, order, index, needs_value, variables)
 
 
-def _bind(
-    walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any], backend: Any
-) -> dict[str, Any]:
+def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]) -> None:
+    """Missing and unknown variable names, as ShapeErrors."""
     # A gradient accepts every variable of the loss it came from, used or not. Looked up
     # per call: the origin of a hash-consed node can grow after the walk was cached.
     accepted = set(walk.variables).union(*(ORIGIN_VARIABLES.get(out, ()) for out in outputs))
@@ -72,6 +72,13 @@ def _bind(
             for name in missing
         )
         raise ShapeError(f"missing value for variable{'s' if len(missing) > 1 else ''} {described}")
+
+
+def _bind(
+    walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any], backend: Any
+) -> dict[str, Any]:
+    if arrays.keys() != walk.variables.keys():
+        _check_names(walk, outputs, arrays)
     bound: dict[str, Any] = {}
     for name, variable in walk.variables.items():
         try:
@@ -171,9 +178,8 @@ def run(
         (name, tuple(int(n) for n in array.shape), array.dtype.str)
         for name, array in sorted(bound.items())
     )
-    metas = _infer(walk, signature)
+    metas, program = _prepared(walk, signature, optimize)
     _check_memory(walk, signature, metas)
-    program = _program(walk, signature, optimize)
     values = program.run(bound)
     results: list[Any] = []
     for out, value in zip(walk.outputs, values, strict=True):
@@ -181,6 +187,14 @@ def run(
         taken = [*bound.values(), *results]
         results.append(_finish(value, metas[walk.index[out]], taken))
     return tuple(results)
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared(
+    walk: _Walk, signature: tuple[tuple[str, tuple[int, ...], str], ...], optimize: str
+) -> tuple[tuple[Meta, ...], Program]:
+    """Shapes and the program for one signature: one cache lookup per call."""
+    return _infer(walk, signature), _program(walk, signature, optimize)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -256,15 +270,21 @@ def _is_number(node: Expr) -> bool:
     return isinstance(node, Const) and node.is_scalar
 
 
-def _check_memory(walk: _Walk, signature: Any, metas: Sequence[Meta]) -> None:
-    from .calculus import get_memory_limit, guard
-    from .printing import short_name
+# The peak of each (walk, signature) once known, so a call under a generous limit is free.
+_LARGEST_POSSIBLE: dict[tuple[Any, Any], int] = {}
 
+
+def _check_memory(walk: _Walk, signature: Any, metas: Sequence[Meta]) -> None:
     limit = get_memory_limit()
-    if limit is None:
+    if limit is None or limit >= _LARGEST_POSSIBLE.get((walk, signature), limit + 1):
         return
     needed, node, shape = _peak(walk, signature)
+    if len(_LARGEST_POSSIBLE) > 4096:  # bounded like the other caches
+        _LARGEST_POSSIBLE.clear()
+    _LARGEST_POSSIBLE[(walk, signature)] = needed
     if node is not None and needed > limit:
+        from .printing import short_name
+
         itemsize = max(1, needed // max(1, int(np.prod(shape, dtype=np.float64)) if shape else 1))
         guard(
             f"evaluating {short_name(node)}",

@@ -71,12 +71,10 @@ class Program:
         values: list[Any] = [None] * self.size
         for slot, name in self.variables:
             values[slot] = bound[name]
-        keep = set(self.outputs)
         for (slot, function, _), freed in zip(self.steps, self.release, strict=True):
             values[slot] = function(values)
             for old in freed:
-                if old not in keep:
-                    values[old] = None
+                values[old] = None
         return [values[slot] for slot in self.outputs]
 
 
@@ -127,8 +125,10 @@ def build(
         for read in reads:
             last_use[read] = position
     release: list[list[int]] = [[] for _ in steps]
+    kept = {index[out] for out in outputs}
     for read, position in last_use.items():
-        release[position].append(read)
+        if read not in kept:
+            release[position].append(read)
     plan = Plan(tuple(plan_steps), flops_total, largest_bytes)
     return Program(
         tuple(steps),
@@ -204,7 +204,7 @@ def _einsum_step(
     expand = None if resolved.is_plain else backend.expand
     if arrays:
         shapes = tuple(children[k].shape for k in arrays)
-        contract = contraction(resolved, shapes, arrays, optimize)
+        contract = contraction(resolved, shapes, arrays, optimize, backend.name)
         flops, largest = plan_info(resolved, shapes, arrays, optimize)
         steps_list: Any = getattr(contract, "contraction_list", [])
         path = " ".join(str(step[0]) for step in steps_list)

@@ -1,0 +1,86 @@
+"""The memory limit: what einsgrad refuses to allocate, and the error it raises instead."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import MemoryLimitError, ShapeError
+
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "check_limit",
+    "format_bytes",
+    "get_memory_limit",
+    "guard",
+    "limit_for",
+    "memory_limit",
+    "set_memory_limit",
+]
+
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+_local = threading.local()
+_global_limit: list[int | None] = [DEFAULT_MEMORY_LIMIT]
+
+
+def set_memory_limit(limit: int | None) -> None:
+    """Set the default memory limit in bytes for every process-wide call (None: no limit)."""
+    _global_limit[0] = check_limit(limit)
+
+
+def get_memory_limit() -> int | None:
+    """The memory limit in force here: the innermost :func:`memory_limit`, else the global one."""
+    stack: list[int | None] = getattr(_local, "stack", [])
+    return stack[-1] if stack else _global_limit[0]
+
+
+@contextlib.contextmanager
+def memory_limit(limit: int | None) -> Iterator[None]:
+    """Within the ``with`` block (this thread), use ``limit`` bytes as the memory limit."""
+    stack: list[int | None] = getattr(_local, "stack", [])
+    _local.stack = stack
+    stack.append(check_limit(limit))
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def limit_for(limit: int | Literal["default"] | None) -> int | None:
+    """A per-call limit: ``"default"`` is the one in force."""
+    return get_memory_limit() if limit == "default" else check_limit(limit)
+
+
+def check_limit(limit: int | None) -> int | None:
+    """``limit`` validated: a positive number of bytes, or None for no limit."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit <= 0:
+        raise ShapeError(f"a memory limit is a positive number of bytes or None, got {limit!r}")
+    return int(limit)
+
+
+def format_bytes(count: float) -> str:
+    """``268435456`` as ``256.0 MiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def guard(what: str, shape: tuple[int, ...], dtype: Any, limit: int | None, advice: str) -> None:
+    """Raise MemoryLimitError if an array of ``shape`` and ``dtype`` exceeds ``limit``."""
+    if limit is None:
+        return
+    size = int(np.prod(shape, dtype=np.float64)) if shape else 1
+    needed = size * np.dtype(dtype).itemsize
+    if needed > limit:
+        raise MemoryLimitError(
+            f"{what} would have shape {shape}: {size:,} elements, {format_bytes(needed)} "
+            f"as {np.dtype(dtype)}, over the memory limit of {format_bytes(limit)}. {advice}"
+        )
