@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import einsgrad as eg
-from einsgrad.evaluate import _program, _walk
+from einsgrad.evaluate import _prepared, _walk
 
 
 def linear_layer() -> tuple[eg.Expr, eg.Expr, eg.Expr, dict[str, np.ndarray]]:
