@@ -68,13 +68,14 @@ def test_programs_are_built_once_per_signature() -> None:
     f = eg.compile(expr)
     f(X=np.ones((2, 3)))
     walk = _walk((expr,))
-    before = _program.cache_info().hits
+    before = _prepared.cache_info()
     f(X=np.zeros((2, 3)))
-    assert _program.cache_info().hits == before + 1
+    after = _prepared.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
     f(X=np.ones((4,)))  # a new signature: a new program
-    assert _program(walk, (("X", (4,), "<f8"),), "auto") is _program(
-        walk, (("X", (4,), "<f8"),), "auto"
-    )
+    assert _prepared.cache_info().misses == before.misses + 1
+    signature = (("X", (4,), "<f8"),)
+    assert _prepared(walk, signature, "auto")[1] is _prepared(walk, signature, "auto")[1]
 
 
 def test_shared_subexpressions_are_computed_once() -> None:
