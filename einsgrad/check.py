@@ -66,17 +66,22 @@ def _shape_text(shape: Sequence[int] | None) -> str:
 
 def _normalize(formula: str, output: str, upstream: str) -> tuple[str, Literal["math", "numpy"]]:
     """The formula in einsgrad's expression syntax, and the notation the user wrote in."""
-    style: Literal["math", "numpy"] = "math" if re.search("[·ᵀ⊙]|\\^T", formula) else "numpy"
+    style: Literal["math", "numpy"] = "math" if re.search("[·ᵀ⊙−]|\\^T|1ᵀ", formula) else "numpy"
     text = formula.strip()
-    if "=" in text:
-        text = text.split("=", 1)[1]
+    # Only a derivative on the left of '=' is a label (keyword arguments use '=' too).
+    text = re.sub(r"^\s*(?:(?:d|∂)L\s*/\s*(?:d|∂)\w+|grad\(\s*\w+\s*\)|J_\w+)\s*=(?!=)", "", text)
     for pattern in (
         rf"(?:d|∂)L\s*/\s*(?:d|∂){re.escape(output)}\b",
         rf"grad\(\s*{re.escape(output)}\s*\)",
         rf"\bJ_{re.escape(output)}\b",
     ):
         text = re.sub(pattern, upstream, text)
-    text = text.replace("ᵀ", ".T").replace("^T", ".T").replace("·", "@").replace("⊙", "*")
+    # Paper notation: 1ᵀ·A sums rows, A·1 sums columns, [a > b] is a mask, − is minus.
+    text = re.sub(r"1ᵀ\s*·\s*(\w+|\([^()]*\))", r"sum(\1, axis=0)", text)
+    text = re.sub(r"(\w+|\([^()]*\))\s*·\s*1\b(?!\s*[./\w])", r"sum(\1, axis=1)", text)
+    text = re.sub(r"\[([^\[\]]+?)\s*>\s*([^\[\]]+?)\]", r"greater(\1, \2)", text)
+    text = text.replace("−", "-").replace("ᵀ", ".T").replace("^T", ".T")
+    text = text.replace("·", "@").replace("⊙", "*")
     return text.strip(), style
 
 
@@ -114,7 +119,7 @@ def check(
     wanted = f"∂L/∂{variable.name} = {right}, of shape {shape} (the shape of {variable.name})"
     known_vars = {**by_name, upstream: cotangent}
     try:
-        formula = parse_expr(text, variables=known_vars)
+        formula = parse_expr(text, variables=known_vars, paper_product=style == "math")
     except ShapeError as error:
         return _shape_verdict(text, known_vars, variable, expr, str(error), wanted, expected)
     unknown = [v.name for v in formula.variables if v.name not in known_vars]
@@ -230,7 +235,7 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
         flipped = ops.var(name, var.shape[::-1])
         swapped = {**variables, name: flipped}
         try:
-            formula = parse_expr(text, variables=swapped)
+            formula = parse_expr(text, variables=swapped, paper_product=True)
         except EinsgradError:
             continue
         if formula.shape != variable.shape:

@@ -75,11 +75,11 @@ def _grad(args: argparse.Namespace) -> int:
             ]
             try:
                 forward = einsum(args.spec, *variables)
-                cotangent = var("dY", forward.shape)
+                cotangent = var("d" + rule.output_name, forward.shape)
                 from .calculus import vjp
 
                 derived = vjp(forward, variables[k], cotangent)
-                form = matrix_form(simplify(derived), {cotangent: "dY"})  # type: ignore[arg-type]
+                form = matrix_form(simplify(derived), {cotangent: cotangent.name})  # type: ignore[arg-type]
             except EinsgradError:
                 form = None
             if form is not None:

@@ -29,7 +29,7 @@ from .autodiff import grad, variables_by_name
 from .calculus import vjp
 from .errors import GradError, ShapeError
 from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var, toposort
-from .notation import Factor, IndexTerm, _number, matrix_form
+from .notation import Factor, IndexTerm, _number, index_label, matrix_form
 from .parse import parse_expr
 from .printing import to_text
 from .rule import backward
@@ -105,12 +105,31 @@ class Derivation:
         return self.latex
 
 
+_LATEX_TEXT = {
+    "\\": "\\textbackslash{}",
+    "_": "\\_",
+    "#": "\\#",
+    "%": "\\%",
+    "&": "\\&",
+    "{": "\\{",
+    "}": "\\}",
+    "$": "\\$",
+    "∂": "$\\partial$",
+    "Σ": "$\\Sigma$",
+    "δ": "$\\delta$",
+    "ᵀ": "$^\\top$",
+    "×": "$\\times$",
+    "·": "$\\cdot$",
+    "⊙": "$\\odot$",
+    "−": "-",
+    "′": "$'$",
+    "…": "\\ldots{}",
+}
+
+
 def _latex_text(text: str) -> str:
-    for plain, escaped in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("#", "\\#"), ("%", "\\%")):
-        text = text.replace(plain, escaped)
-    for plain, escaped in (("&", "\\&"), ("{", "\\{"), ("}", "\\}")):
-        text = text.replace(plain, escaped)
-    return text
+    """Plain text for LaTeX's text mode: specials escaped, Unicode math as math."""
+    return "".join(_LATEX_TEXT.get(char, char) for char in text)
 
 
 def _shape_text(shape: Sequence[int] | None) -> str:
@@ -205,7 +224,10 @@ def explain(
             steps.append(
                 Step(
                     f"{namer(node)} is used {incoming[node]} times",
-                    (f"∂L/∂{namer(node)} is the sum of the contributions below from each use.",),
+                    (
+                        f"∂L/∂{namer(node)} is the sum of the contributions from each use,"
+                        " derived above.",
+                    ),
                 )
             )
         for position, child in enumerate(node.children):
@@ -302,13 +324,22 @@ def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step
         sums=tuple(out),
     )
     lhs = Factor(target, tuple(target_labels), "grad")
-    steps.append(
-        Step(
-            f"Chain rule through {out_name} = einsum('{spec.text}', {', '.join(names)})",
-            (f"{lhs.text()} = {chain.text()}",),
-            (f"{lhs.latex()} = {chain.latex()}",),
+    if out_name == "L":
+        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet.
+        steps.append(
+            Step(
+                f"The loss L = einsum('{spec.text}', {', '.join(names)})",
+                (f"{lhs.text()} = ∂L/∂{target}{index_label(target_labels)}, with ∂L/∂L = 1",),
+            )
         )
-    )
+    else:
+        steps.append(
+            Step(
+                f"Chain rule through {out_name} = einsum('{spec.text}', {', '.join(names)})",
+                (f"{lhs.text()} = {chain.text()}",),
+                (f"{lhs.latex()} = {chain.latex()}",),
+            )
+        )
 
     # 2. forward contraction
     product = IndexTerm(

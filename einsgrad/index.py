@@ -86,11 +86,17 @@ class _Builder:
         return self.variables[name]
 
     # -- labels mentioned syntactically ------------------------------------------------------
-    def mentioned(self, node: ast.AST) -> list[str]:
+    def mentioned(self, node: ast.AST, *, into_calls: bool = True) -> list[str]:
+        """Labels written in ``node``; with ``into_calls=False``, not those inside a call."""
         found: list[str] = []
-        for child in ast.walk(node):
+        stack = [node]
+        while stack:
+            child = stack.pop()
             if isinstance(child, ast.Subscript):
                 found.extend(self.term_labels(child))
+            if isinstance(child, ast.Call) and not into_calls:
+                continue
+            stack.extend(ast.iter_child_nodes(child))
         return list(dict.fromkeys(found))
 
     def term_labels(self, node: ast.Subscript) -> list[str]:
@@ -139,10 +145,10 @@ class _Builder:
 
     def reference(self, labels: tuple[str, ...]) -> Expr:
         """An expression with axes ``labels`` (used for its shape only, never computed)."""
-        chosen: dict[int, tuple[Expr, tuple[str, ...]]] = {}
+        chosen: dict[tuple[int, tuple[str, ...]], tuple[Expr, tuple[str, ...]]] = {}
         for label in labels:
             expr, term = self.representatives[label]
-            chosen.setdefault(id(expr), (expr, term))
+            chosen.setdefault((id(expr), term), (expr, term))
         terms = ",".join(
             "".join(self.letters[label] for label in term) for _, term in chosen.values()
         )
@@ -205,7 +211,10 @@ class _Builder:
                 isinstance(node.right, ast.Constant) and isinstance(node.right.value, int | float)
             ):
                 raise self.fail(node.right, "an exponent must be a number")
-            base = self.build(node.left, needed | frozenset(self.mentioned(node.left)), depth + 1)
+            # A power keeps its base's own labels; a function inside the base still sums
+            # the labels only its argument has.
+            own = frozenset(self.mentioned(node.left, into_calls=False))
+            base = self.build(node.left, needed | own, depth + 1)
             return _Indexed(ops.power(base.expr, float(node.right.value)), base.labels)
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
@@ -344,16 +353,18 @@ class _Writer:
         every = dict.fromkeys(label for term in resolved.inputs for label in term)
         summed = [names[label] for label in every if label not in resolved.output]
         parts = []
-        scoped = False
         for term, operand in zip(resolved.inputs, node.operands, strict=True):
             text, own = self.write(operand, [names[label] for label in term])
             parts.append(f"({text})" if own < 20 else text)
-            if (
-                isinstance(operand, Map)
-                and operand.op.name in _FUNCTIONS
-                and any(label not in resolved.output for label in term)
-            ):
-                scoped = True
+        # parse sums a label inside a function when only function arguments carry it; such
+        # a sum over the function's result needs an explicit Σ.
+        plain_labels = {
+            label
+            for term, operand in zip(resolved.inputs, node.operands, strict=True)
+            if not (isinstance(operand, Map) and operand.op.name in _FUNCTIONS)
+            for label in term
+        }
+        scoped = any(label not in plain_labels for label in every if label not in resolved.output)
         body = (" " if self.latex else " * ").join(parts) if parts else "1.0"
         if summed and (scoped or self.latex):
             sums = (
@@ -429,7 +440,12 @@ def to_einsum(expr: Expr) -> str:
     from .printing import short_name
     from .simplify import simplify
 
-    simple = simplify(expr)
+    direct = (
+        isinstance(expr, Einsum)
+        and expr.like is None
+        and all(isinstance(op, Var | Const) for op in expr.operands)
+    )
+    simple = expr if direct else simplify(expr)
     if isinstance(simple, Var):
         return simple.name
     if not isinstance(simple, Einsum) or not all(

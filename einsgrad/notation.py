@@ -161,7 +161,7 @@ def _matrix_map(expr: Map, names: dict[Expr, str], style: Style) -> tuple[str | 
     texts = [(text or "", own) for text, own in parts]
     name = expr.op.name
     if name in ("add", "subtract"):
-        operator = " + " if name == "add" else " − " if style == "math" else " - "
+        operator = " + " if name == "add" else " - "
         return f"{texts[0][0]}{operator}{_wrap(texts[1][0], texts[1][1], 11)}", 10
     if name == "multiply":
         scalar = [isinstance(arg, Const) and arg.is_scalar for arg in expr.args]
@@ -178,6 +178,8 @@ def _matrix_map(expr: Map, names: dict[Expr, str], style: Style) -> tuple[str | 
         return f"{_wrap(texts[0][0], texts[0][1], 41)}**{texts[1][0]}", 40
     if name == "greater" and style == "math":
         return f"[{texts[0][0]} > {texts[1][0]}]", _ATOM
+    if name == "negative" and style == "math":
+        return f"-{_wrap(texts[0][0], texts[0][1], 30)}", 30
     return f"{name}({', '.join(t for t, _ in texts)})", _ATOM
 
 
@@ -237,11 +239,11 @@ def _single(
             return f"{sym['ones_left']}{operand}{sym['ones_right']}"
         return None
     if len(term) == 2 and output == term[1:]:
-        return f"{operand}.sum(axis=0)"
+        return f"sum({text[0]}, axis=0)"
     if len(term) == 2 and output == term[:1]:
-        return f"{operand}.sum(axis=1)"
+        return f"sum({text[0]}, axis=1)"
     if not output:
-        return f"{operand}.sum()"
+        return f"sum({text[0]})"
     return None
 
 
@@ -258,7 +260,9 @@ def _pair(
             return sym["mul"].join(_wrap(t, own, 20) for t, own in texts)
         if len(t1) == 1 and len(t2) == 1 and output in (t1 + t2, t2 + t1):
             first, second = (texts[0], texts[1]) if output == t1 + t2 else (texts[1], texts[0])
-            return f"{first[0]}{sym['matmul']}{_transposed(second, sym)}"  # an outer product
+            # An outer product: numpy's 1-D arrays are neither rows nor columns, so say it
+            # with an einsum that numpy (and einsgrad's parser) reads the same way.
+            return f"einsum('i,j->ij', {first[0]}, {second[0]})"
         return None
     if len(contracted) != 1:
         return None
@@ -278,7 +282,5 @@ def _pair(
         right_form = _wrap(right_text[0], right_text[1], 21)
         if len(right) == 2 and right[1] == c:
             right_form = _transposed(right_text, sym)
-        if len(left) == 1 and not e and sym["T"] == "ᵀ":
-            left_form = _transposed(left_text, sym)  # a row vector aᵀ in math style
         return f"{left_form}{sym['matmul']}{right_form}"
     return None

@@ -33,6 +33,7 @@ MAX_DEPTH = 64
 # is callable from strings without being listed here.
 FUNCTIONS: dict[str, tuple[Callable[..., Expr], bool]] = {
     **{name: (getattr(primitives, name), False) for name in primitives.__all__},
+    **{name: (getattr(primitives, name), False) for name in ("greater", "equal", "sign")},
     "einsum": (ops.einsum, False),
     "sum": (ops.sum, True),
     "mean": (ops.mean, True),
@@ -53,13 +54,26 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Expr]] = {
 }
 
 
+def _paper_product(a: Any, b: Any) -> Expr:
+    """``·`` as on paper: a product with a scalar, else a matrix product."""
+    left, right = ops.as_expr(a), ops.as_expr(b)
+    if left.shape == () or right.shape == ():
+        return ops.multiply(left, right)
+    return ops.matmul(left, right)
+
+
 class _Builder:
     def __init__(
-        self, source: str, shapes: Mapping[str, Sequence[int]], variables: Mapping[str, Var]
+        self,
+        source: str,
+        shapes: Mapping[str, Sequence[int]],
+        variables: Mapping[str, Var],
+        paper_product: bool = False,
     ):
         self.source = source
         self.shapes = shapes
         self.variables = dict(variables)
+        self.paper_product = paper_product
 
     def fail(self, node: ast.AST, message: str) -> ParseError:
         line = getattr(node, "lineno", 1)
@@ -116,6 +130,8 @@ class _Builder:
             result = self.build(chain[-1].left, depth)
             for link in reversed(chain):
                 combine = _BINARY.get(type(link.op))
+                if self.paper_product and isinstance(link.op, ast.MatMult):
+                    combine = _paper_product
                 if combine is None:
                     raise self.fail(link, f"the operator {type(link.op).__name__} is not supported")
                 right = self.build(link.right, depth)
@@ -196,6 +212,7 @@ def parse_expr(
     *,
     shapes: Mapping[str, Sequence[int]] | None = None,
     variables: Mapping[str, Var] | Sequence[Var] | None = None,
+    paper_product: bool = False,
 ) -> Expr:
     """Build an expression from a Python-syntax string, without evaluating any Python.
 
@@ -224,7 +241,7 @@ def parse_expr(
         ) from None
     except (RecursionError, MemoryError, ValueError):
         raise ParseError("expression is too deeply nested or malformed") from None
-    builder = _Builder(source.strip(), shapes or {}, known)
+    builder = _Builder(source.strip(), shapes or {}, known, paper_product)
     try:
         result = builder.build(tree.body)
     except RecursionError:

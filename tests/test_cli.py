@@ -59,3 +59,255 @@ def test_demo_reports_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
     failures = demo.run(lines.append)
     assert failures == 3
     assert "3 check(s) FAILED" in lines[-1]
+
+
+# --- every subcommand, as a user runs it ---------------------------------------------------------
+#
+# Each command below runs once, all of them concurrently (a subprocess spends most of its time
+# importing numpy), before the tests that read their results.
+
+LINEAR = ("--expr", "X @ W", "--wrt", "X", "--shapes", "X=5x3,W=3x4")
+EXPLAIN = ("explain", "X @ W + b", "--wrt", "W", "--shapes", "X=2x3,W=3x5,b=5")
+
+GRAD_ONE = ("grad", "bi,ij->bj", "--wrt", "1", "--names", "X,W")
+GRAD_ALL = ("grad", "bi,ij->bj")
+GRAD_CHAIN = ("grad", "ij,jk,kl->il", "--names", "A,B,C")
+GRAD_DIAGONAL = ("grad", "ii->i", "--names", "M")
+GRAD_OUTER = ("grad", "i,j->ij", "--names", "a,b")
+GRAD_NAMED_Y = ("grad", "ij,jk->ik", "--names", "Y,W")
+EXPLAIN_FORMATS = {fmt: (*EXPLAIN, "--format", fmt) for fmt in ("text", "markdown", "latex")}
+EXPLAIN_MEAN = (
+    "explain",
+    "mean(sum((X @ W) ** 2, axis=1))",
+    "--wrt",
+    "W",
+    "--shapes",
+    "X=4x3,W=3x5",
+)
+CHECK_RIGHT = ("check", "dY @ W.T", *LINEAR)
+CHECK_RIGHT_PAPER = ("check", "dL/dX = dL/dY · Wᵀ", *LINEAR)
+CHECK_WRONG_SHAPE = ("check", "Wᵀ·dL/dY", *LINEAR)
+CHECK_WRONG_VALUE = ("check", "2 * dY @ W.T", *LINEAR)
+MALFORMED_SPEC = ("grad", "bi,ij->b(")
+MALFORMED_EXPRESSION = ("explain", "X @ (W", "--wrt", "W", "--shapes", "X=2x3,W=3x5")
+
+BAD_INPUT: list[tuple[tuple[str, ...], str]] = [
+    (("check", "dY @ V.T", *LINEAR), "the formula uses 'V'"),
+    (
+        ("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "Q", "--shapes", "X=5x3,W=3x4"),
+        "wrt='Q' is not a variable",
+    ),
+    (("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "X", "--shapes", "X=5x3"), "needs shapes"),
+    (("explain", "X @ W", "--wrt", "W"), "explain needs shapes"),
+    (("explain", "X @ W", "--wrt", "W", "--shapes", "X=2x3,W=4x5"), "inner sizes 3 and 4"),
+    (("explain", "X @ W", "--wrt", "Q", "--shapes", "X=2x3,W=3x5"), "wrt='Q' is not a variable"),
+    (("grad", "bi,ij->bj", "--names", "X"), "--names gives 1 names for 2 operands"),
+    (("grad", "bi,ij->bj", "--wrt", "5"), "out of range"),
+    (("grad", "i->ij"), "output label 'j' does not occur in any input"),
+    (("explain", "X @ W", "--shapes", "X=2x3,W=3x5"), "required: --wrt"),
+    (("explain", "X @ W", "--wrt", "W", "--format", "html"), "invalid choice: 'html'"),
+    (("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "X"), "required: --shapes"),
+]
+BAD_SHAPES: list[tuple[tuple[str, ...], str]] = [
+    (
+        ("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "X", "--shapes", "X=5x3,W=3xq"),
+        "--shapes: 'W=3xq' has a size that is not a whole number",
+    ),
+    (
+        ("explain", "X @ W", "--wrt", "W", "--shapes", "X5x3,W=3x4"),
+        "--shapes: expected NAME=AxB, got 'X5x3'",
+    ),
+    (
+        ("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "X", "--shapes", "X=5x3,W=-3x4"),
+        "--shapes: 'W=-3x4' has a negative size",
+    ),
+    (
+        ("explain", "X @ W", "--wrt", "W", "--shapes", "X=5x3,3W=3x4"),
+        "--shapes: expected NAME=AxB, got '3W=3x4'",
+    ),
+]
+
+COMMANDS = [
+    GRAD_ONE,
+    GRAD_ALL,
+    GRAD_CHAIN,
+    GRAD_DIAGONAL,
+    GRAD_OUTER,
+    GRAD_NAMED_Y,
+    *EXPLAIN_FORMATS.values(),
+    EXPLAIN_MEAN,
+    CHECK_RIGHT,
+    CHECK_RIGHT_PAPER,
+    CHECK_WRONG_SHAPE,
+    CHECK_WRONG_VALUE,
+    MALFORMED_SPEC,
+    MALFORMED_EXPRESSION,
+    *(args for args, _ in BAD_INPUT + BAD_SHAPES),
+]
+
+
+@pytest.fixture(scope="module")
+def ran() -> dict[tuple[str, ...], subprocess.CompletedProcess[str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda args: run(*args), COMMANDS))
+    return dict(zip(COMMANDS, results, strict=True))
+
+
+Ran = dict[tuple[str, ...], subprocess.CompletedProcess[str]]
+
+
+def ok(ran: Ran, args: tuple[str, ...], status: int = 0) -> str:
+    result = ran[args]
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def assert_bad_input(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit 2, nothing on stdout, one ``einsgrad:`` line on stderr and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    messages = [line for line in result.stderr.splitlines() if line.startswith("einsgrad:")]
+    assert len(messages) == 1, result.stderr
+    return messages[0]
+
+
+def test_grad_one_operand(ran: Ran) -> None:
+    assert ok(ran, GRAD_ONE).splitlines() == [
+        "dW:",
+        "  index form:  dW[i,j] = Σ_b X[b,i] · dY[b,j]",
+        "  einsum:      'bi,bj->ij'  (the other operands in order, then dY)",
+        "  matrix form: dW = Xᵀ·dY",
+    ]
+
+
+def test_grad_every_operand_with_default_names(ran: Ran) -> None:
+    out = ok(ran, GRAD_ALL)
+    assert out.startswith("dA:\n")
+    assert "  index form:  dA[b,i] = Σ_j B[i,j] · dY[b,j]" in out
+    assert "  einsum:      'ij,bj->bi'" in out
+    assert "  matrix form: dA = dY·Bᵀ" in out
+    assert "\ndB:\n" in out
+    assert "  index form:  dB[i,j] = Σ_b A[b,i] · dY[b,j]" in out
+    assert "  einsum:      'bi,bj->ij'" in out
+    assert "  matrix form: dB = Aᵀ·dY" in out
+
+
+def test_grad_backward_einsums_are_right(ran: Ran) -> None:
+    # The printed backward einsums, run by numpy, against autograd on a three-operand chain.
+    import re
+
+    import autograd
+    import autograd.numpy as anp
+    import numpy as np
+
+    out = ok(ran, GRAD_CHAIN)
+    assert [line for line in out.splitlines() if not line.startswith(" ")] == ["dA:", "dB:", "dC:"]
+    assert "  index form:  dB[j,k] = Σ_il A[i,j] · C[k,l] · dY[i,l]" in out
+    assert "matrix form" not in out  # three factors have no two-matrix form
+    specs = re.findall(r"einsum:\s+'([^']+)'", out)
+    assert len(specs) == 3
+    rng = np.random.default_rng(0)
+    operands = [rng.standard_normal(s) for s in ((2, 3), (3, 4), (4, 5))]
+    dy = rng.standard_normal((2, 5))
+    for k, spec in enumerate(specs):
+        others = [op for j, op in enumerate(operands) if j != k]
+
+        def loss(x: Any, k: int = k) -> Any:
+            args = [*operands[:k], x, *operands[k + 1 :]]
+            return anp.sum(dy * anp.einsum("ij,jk,kl->il", *args))
+
+        expected = autograd.grad(loss)(operands[k])
+        np.testing.assert_allclose(np.einsum(spec, *others, dy), expected, rtol=1e-10)
+
+
+def test_grad_diagonal_and_outer_product(ran: Ran) -> None:
+    assert "  diagonal:    of i" in ok(ran, GRAD_DIAGONAL)
+    out = ok(ran, GRAD_OUTER)
+    assert "  einsum:      'j,ij->i'" in out
+    assert "  einsum:      'i,ij->j'" in out
+    assert "  matrix form: db = a·dY" in out
+    # da_i = Σ_j dY_ij b_j: dY·b as a column, or its transpose bᵀ·dYᵀ as a row
+    # Either arrangement of Σ_j b_j dY_ij (numpy's 1-D b @ dY.T is dY @ b).
+    assert ("  matrix form: da = dY·b" in out) or ("  matrix form: da = b·dYᵀ" in out), out
+
+
+def test_grad_an_operand_named_Y_renames_the_cotangent_everywhere(ran: Ran) -> None:
+    # With an operand called Y, the upstream gradient becomes dZ; the matrix form must
+    # not keep calling it dY, which is now the gradient being derived.
+    out = ok(ran, GRAD_NAMED_Y)
+    assert "  index form:  dY[i,j] = Σ_k W[j,k] · dZ[i,k]" in out
+    assert "  index form:  dW[j,k] = Σ_i Y[i,j] · dZ[i,k]" in out
+    assert "  matrix form: dY = dZ·Wᵀ" in out, out
+    assert "  matrix form: dW = Yᵀ·dZ" in out, out
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPLAIN_FORMATS))
+def test_explain_in_every_format(ran: Ran, fmt: str) -> None:
+    import einsgrad as eg
+
+    out = ok(ran, EXPLAIN_FORMATS[fmt])
+    d = eg.explain("X @ W + b", "W", shapes={"X": (2, 3), "W": (3, 5), "b": (5,)})
+    assert out == getattr(d, fmt) + "\n"
+    if fmt == "text":
+        assert "   3×5 = (3×2) · (2×5)" in out
+        assert out.rstrip().endswith("Result: ∂L/∂W = Xᵀ·∂L/∂Y")
+    elif fmt == "markdown":
+        assert out.startswith("### Derivation of ∂L/∂W")
+        assert "$$" in out
+    else:
+        assert out.startswith("\\begin{enumerate}")
+        assert "\\frac{\\partial L}" in out
+        assert out.rstrip().endswith("\\end{enumerate}")
+
+
+def test_explain_default_format_is_text_and_a_scalar_loss_works(ran: Ran) -> None:
+    out = ok(ran, EXPLAIN_MEAN)
+    assert out.startswith("1. ")
+    assert "   1/4 is the 1/B of a mean: each entry gets 1/4 of ∂L/∂L" in out
+
+
+def test_check_a_right_formula_exits_0(ran: Ran) -> None:
+    assert ok(ran, CHECK_RIGHT) == "correct (symbolically): ∂L/∂X = dY @ W.T\n"
+    assert ok(ran, CHECK_RIGHT_PAPER) == "correct (symbolically): ∂L/∂X = dY·Wᵀ\n"
+
+
+def test_check_a_wrong_formula_exits_1(ran: Ran) -> None:
+    # Seed 003: Wᵀ·dL/dY cannot be formed.
+    out = ok(ran, CHECK_WRONG_SHAPE, status=1)
+    assert out.startswith("wrong shape:")
+    assert "so Wᵀ is (4, 3)" in out
+    assert "The gradient is ∂L/∂X = dY·Wᵀ, of shape (5, 3)" in out
+    out = ok(ran, CHECK_WRONG_VALUE, status=1)
+    assert out.startswith("wrong value:")
+    assert "The gradient is ∂L/∂X = dY @ W.T" in out
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_exits_2_with_one_message(ran: Ran, args: tuple[str, ...], needle: str) -> None:
+    assert needle in assert_bad_input(ran[args])
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_SHAPES, ids=[a[-1] for a, _ in BAD_SHAPES])
+def test_bad_shapes(ran: Ran, args: tuple[str, ...], needle: str) -> None:
+    assert assert_bad_input(ran[args]) == f"einsgrad: {needle}"
+
+
+def test_malformed_spec_has_a_caret(ran: Ran) -> None:
+    from oracles import assert_caret_under
+
+    result = ran[MALFORMED_SPEC]
+    assert "'(' is not a valid label" in assert_bad_input(result)
+    assert assert_caret_under(result.stderr, "bi,ij->b(", "(") == 8
+
+
+def test_malformed_expression_has_a_caret(ran: Ran) -> None:
+    from oracles import caret
+
+    result = ran[MALFORMED_EXPRESSION]
+    assert "invalid syntax" in assert_bad_input(result)
+    quoted, _, _ = caret(result.stderr)
+    assert quoted == "X @ (W"

@@ -1,0 +1,373 @@
+"""``eg.check``: every verdict on hand-derived gradient formulas, from the seed notes.
+
+* ``correct``, proven symbolically or found numerically (the tests say which they expect);
+* paper notation: ``dY·Wᵀ``, ``dL/dX = dL/dY · Wᵀ``, ``∂L/∂Y``, ``grad(Y)``, ``X^T``;
+* ``shape``: seed 003's ``Wᵀ·dL/dY``, with each factor's shape and the right formula; the
+  weight-layout confusion (out×in vs in×out); numpy's 1-D arrays; the transposed answer;
+* ``value``: the right shape but wrong numbers, with the largest error and the right
+  formula in the user's own notation (numpy in, numpy out; math in, math out);
+* seed 002's handout slip ``dL/dx = dL/dy · xᵀ``;
+* bad input raises EinsgradError subclasses;
+* the formula ``check`` offers as the right one passes ``check`` itself.
+
+The verdicts are checked against numbers computed here with numpy, not by einsgrad.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import einsgrad as eg
+
+# Seed 003: Y = X·W with X n×3 (n = 5 examples) and W 3×4 (in×out), so dL/dY is 5×4.
+LINEAR = {"X": (5, 3), "W": (3, 4)}
+BIAS = {"X": (5, 3), "W": (3, 4), "b": (4,)}
+# Seed 003 with numpy 1-D arrays: x has shape (3,), so y = x @ W and dL/dy have shape (4,).
+ONE_D = {"x": (3,), "W": (3, 4)}
+# Seed 002: y = x·W with N = 1, D = 2, M = 3.
+SEED002 = {"x": (1, 2), "W": (2, 3)}
+
+
+def verdict(
+    formula: str,
+    expr: str = "X @ W",
+    wrt: str = "X",
+    shapes: dict[str, tuple[int, ...]] = LINEAR,
+    output: str = "Y",
+) -> eg.Verdict:
+    return eg.check(formula, expr, wrt, shapes=shapes, output=output)
+
+
+# --- correct -----------------------------------------------------------------------------------
+
+
+def test_correct_symbolically() -> None:
+    v = verdict("dY @ W.T")
+    assert v.ok is True and bool(v)
+    assert v.kind == "correct"
+    assert v.method == "symbolic"
+    assert v.expected == "dY @ W.T"
+    assert v.max_error is None
+    assert v.message == "correct (symbolically): ∂L/∂X = dY @ W.T"
+    assert str(v) == v.message
+
+
+def test_correct_for_W() -> None:
+    v = verdict("X.T @ dY", wrt="W")
+    assert (v.ok, v.kind, v.method, v.expected) == (True, "correct", "symbolic", "X.T @ dY")
+
+
+def test_equivalent_rewrites_that_simplify_proves() -> None:
+    # (W dYᵀ)ᵀ = dY Wᵀ: simplify normalizes both to the same einsum, so we expect "symbolic".
+    for formula in ("(W @ dY.T).T", 'einsum("bj,ij->bi", dY, W)', "transpose(W @ transpose(dY))"):
+        v = verdict(formula)
+        assert (v.ok, v.kind, v.method) == (True, "correct", "symbolic"), formula
+
+
+def test_equivalent_rewrite_found_numerically() -> None:
+    # log(exp(·)) is the identity, which simplify does not know: we expect "numeric".
+    v = verdict("log(exp(dY @ W.T))")
+    assert (v.ok, v.kind) == (True, "correct")
+    assert v.method == "numeric"
+    assert v.message == "correct (numerically, on random inputs): ∂L/∂X = dY @ W.T"
+    v = verdict("(dY @ W.T + X) - X")
+    assert (v.ok, v.kind) == (True, "correct")
+    assert v.method in ("symbolic", "numeric")
+
+
+def test_the_numeric_comparison_is_sharp() -> None:
+    # A factor of 1.001 is not "equal on random inputs".
+    v = verdict("dY @ W.T * 1.001")
+    assert (v.ok, v.kind) == (False, "value")
+    assert v.max_error is not None and 0 < v.max_error < 0.1
+
+
+def test_an_expression_object_works_like_a_string() -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    v = eg.check("dY @ W.T", X @ W, "X")
+    assert (v.ok, v.kind) == (True, "correct")
+    v = eg.check("W.T @ dY", X @ W, X)
+    assert (v.ok, v.kind) == (False, "shape")
+
+
+# --- paper notation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("formula", "wrt", "expected"),
+    [
+        ("dY·Wᵀ", "X", "dY·Wᵀ"),
+        ("dL/dX = dL/dY · Wᵀ", "X", "dY·Wᵀ"),
+        ("∂L/∂X = ∂L/∂Y·Wᵀ", "X", "dY·Wᵀ"),
+        ("grad(Y) @ W.T", "X", "dY @ W.T"),
+        ("J_Y @ W.T", "X", "dY @ W.T"),
+        ("Xᵀ·dL/dY", "W", "Xᵀ·dY"),
+        ("∂L/∂W = Xᵀ·∂L/∂Y", "W", "Xᵀ·dY"),
+        ("X^T @ dY", "W", "Xᵀ·dY"),
+    ],
+)
+def test_paper_notation(formula: str, wrt: str, expected: str) -> None:
+    v = verdict(formula, wrt=wrt)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+    assert v.expected == expected
+
+
+def test_output_name_sets_the_upstream_gradient() -> None:
+    v = verdict("X.T @ dL/dZ", wrt="W", output="Z")
+    assert (v.ok, v.expected) == (True, "X.T @ dZ")
+    v = verdict("Xᵀ·dZ", wrt="W", output="Z")
+    assert (v.ok, v.expected) == (True, "Xᵀ·dZ")
+    with pytest.raises(eg.ParseError, match="upstream gradient is dZ"):
+        verdict("X.T @ dY", wrt="W", output="Z")
+
+
+# --- wrong shape --------------------------------------------------------------------------------
+
+
+def test_seed003_W_transposed_times_dY_cannot_be_formed() -> None:
+    v = verdict("Wᵀ·dL/dY")
+    assert (v.ok, v.kind) == (False, "shape")
+    assert v.method is None and v.max_error is None
+    # The factors' shapes: Wᵀ is (4, 3) and dY is (5, 4), so the product cannot be formed.
+    assert "cannot be formed" in v.message
+    assert "W is (3, 4), so Wᵀ is (4, 3)" in v.message
+    assert "dY is (5, 4)" in v.message
+    assert "the inner sizes 3 and 5 differ" in v.message
+    # The fix, with its shape.
+    assert v.expected == "dY·Wᵀ"
+    assert "The gradient is ∂L/∂X = dY·Wᵀ, of shape (5, 3) (the shape of X)." in v.message
+    # dY·Wᵀ really is (5, 4)·(4, 3) = (5, 3), and Wᵀ·dY really cannot be formed.
+    dy, w = np.ones((5, 4)), np.ones((3, 4))
+    assert (dy @ w.T).shape == (5, 3)
+    with pytest.raises(ValueError):
+        w.T @ dy
+
+
+def test_seed003_in_numpy_notation_gets_the_fix_in_numpy_notation() -> None:
+    v = verdict("W.T @ dY")
+    assert (v.ok, v.kind, v.expected) == (False, "shape", "dY @ W.T")
+    assert "so Wᵀ is (4, 3)" in v.message
+    assert "The gradient is ∂L/∂X = dY @ W.T, of shape (5, 3)" in v.message
+    # Not the weight-layout confusion: with W stored 4×3, Wᵀ·dY is still not dL/dX.
+    assert "weight layout" not in v.message
+
+
+def test_weight_layout_confusion() -> None:
+    # Right for W stored out×in (4×3, Andrew Ng's layout): there Y = X·Wᵀ and dX = dY·W.
+    v = verdict("dY @ W")
+    assert (v.ok, v.kind, v.expected) == (False, "shape", "dY @ W.T")
+    assert (
+        "Your formula would be right if W were stored as 4×3 (out×in, the other weight "
+        "layout); here W is 3×4 (in×out), so transpose it in the formula."
+    ) in v.message
+    # The claim itself, in numbers: with V = Wᵀ stored 4×3, dL/dX of X·Vᵀ is dY·V.
+    rng = np.random.default_rng(0)
+    dy, v_stored = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
+    x = rng.standard_normal((5, 3))
+    # L = sum(dY * X Vᵀ) is linear in X with gradient dY V.
+    base = np.sum(dy * (x @ v_stored.T))
+    e = np.zeros_like(x)
+    e[1, 2] = 1.0
+    assert np.isclose(np.sum(dy * ((x + e) @ v_stored.T)) - base, (dy @ v_stored)[1, 2])
+    # Math notation gets the same diagnosis.
+    v = verdict("dY·W")
+    assert v.expected == "dY·Wᵀ"
+    assert "would be right if W were stored as 4×3" in v.message
+
+
+def test_numpy_1d_arrays_are_neither_rows_nor_columns() -> None:
+    # Seed 003: "x.T @ dY" for dL/dW, with x of shape (3,) and dY of shape (4,).
+    v = verdict("x.T @ dY", expr="x @ W", wrt="W", shapes=ONE_D)
+    assert (v.ok, v.kind) == (False, "shape")
+    assert "x is 1-D with shape (3,)" in v.message
+    assert "neither (1, 3) nor (3, 1)" in v.message
+    assert "x.T is x itself" in v.message
+    assert "einsum('i,j->ij', …)" in v.message
+    # ... which is what numpy does: x.T is x, and x @ dY is an inner product that fails.
+    x, dy = np.ones(3), np.ones(4)
+    assert x.T.shape == (3,)
+    with pytest.raises(ValueError):
+        x.T @ dy
+
+
+def test_seed003_q2_with_1d_arrays() -> None:
+    # "dL/dX = Wᵀ·dL/dY cannot be calculated: Wᵀ is (4, 3) and dL/dY is (4,)".
+    v = verdict("W.T @ dY", expr="x @ W", wrt="x", shapes=ONE_D)
+    assert (v.ok, v.kind) == (False, "shape")
+    assert "Wᵀ is (4, 3)" in v.message
+    assert "dY is (4,)" in v.message
+    assert "dY is 1-D with shape (4,)" in v.message
+    # For 1-D dY, W @ dY and dY @ W.T are both right (numpy contracts the shared axis).
+    for formula in ("W @ dY", "dY @ W.T"):
+        v = verdict(formula, expr="x @ W", wrt="x", shapes=ONE_D)
+        assert (v.ok, v.kind) == (True, "correct"), formula
+
+
+def test_the_transpose_of_the_answer_is_named() -> None:
+    v = verdict("dY.T @ X", wrt="W")
+    assert (v.ok, v.kind, v.expected) == (False, "shape", "X.T @ dY")
+    assert v.message.startswith(
+        "your formula has shape (4, 3), but ∂L/∂W has the shape of W, (3, 4)."
+    )
+    assert "It is the transpose of the right answer." in v.message
+    # A wrongly shaped formula that is not the transposed answer gets no such note.
+    v = verdict("2 * dY.T @ X", wrt="W")
+    assert (v.ok, v.kind) == (False, "shape")
+    assert "transpose of the right answer" not in v.message
+
+
+def test_a_formable_formula_of_the_wrong_shape() -> None:
+    v = verdict("dY", expr="X @ W + b", wrt="b", shapes=BIAS)
+    assert (v.ok, v.kind) == (False, "shape")
+    assert "your formula has shape (5, 4), but ∂L/∂b has the shape of b, (4,)." in v.message
+
+
+# --- wrong value --------------------------------------------------------------------------------
+
+
+def test_wrong_value_numpy_notation() -> None:
+    v = verdict("2 * dY @ W.T")
+    assert (v.ok, v.kind) == (False, "value")
+    assert v.expected == "dY @ W.T"
+    assert v.max_error is not None and v.max_error > 0
+    assert f"differs from the gradient by up to {v.max_error:.3g}" in v.message
+    assert "The gradient is ∂L/∂X = dY @ W.T, of shape (5, 3)" in v.message
+
+
+def test_wrong_value_math_notation() -> None:
+    v = verdict("-dY·Wᵀ")
+    assert (v.ok, v.kind) == (False, "value")
+    assert v.expected == "dY·Wᵀ"
+    assert "The gradient is ∂L/∂X = dY·Wᵀ" in v.message
+    v = verdict("dY·Wᵀ ⊙ 2")
+    assert (v.ok, v.kind, v.expected) == (False, "value", "dY·Wᵀ")
+
+
+def test_max_error_is_the_largest_difference() -> None:
+    # On the same random inputs, the error of c·G is |c − 1|·max|G| with G = dY·Wᵀ, so the
+    # reported errors of 2G, −G and 1.5G stand in the ratios 1 : 2 : 0.5.
+    double = verdict("2 * dY @ W.T").max_error
+    negative = verdict("-(dY @ W.T)").max_error
+    half = verdict("1.5 * (dY @ W.T)").max_error
+    assert double is not None and negative is not None and half is not None
+    assert np.isclose(negative, 2 * double)
+    assert np.isclose(half, 0.5 * double)
+
+
+def test_wrong_value_for_the_weight_gradient() -> None:
+    # Half the gradient: the right shape, the wrong values.
+    v = verdict("X.T @ dY - X.T @ dY / 2", wrt="W")
+    assert (v.ok, v.kind, v.expected) == (False, "value", "X.T @ dY")
+
+
+# --- seed 002: the handout's slip ------------------------------------------------------------
+
+
+def test_seed002_handout_slip() -> None:
+    v = verdict("dL/dx = dL/dy · xᵀ", expr="x @ W", wrt="x", shapes=SEED002, output="y")
+    assert v.ok is False
+    assert v.kind == "shape"
+    assert v.expected == "dy·Wᵀ"
+    assert "dy is (1, 3)" in v.message
+    assert "x is (1, 2), so xᵀ is (2, 1)" in v.message
+    assert "The gradient is ∂L/∂x = dy·Wᵀ, of shape (1, 2) (the shape of x)." in v.message
+    # The learner's correction passes, and so does the weight gradient xᵀ·dy.
+    v = verdict("dL/dx = dL/dy · Wᵀ", expr="x @ W", wrt="x", shapes=SEED002, output="y")
+    assert (v.ok, v.kind) == (True, "correct")
+    v = verdict("dL/dW = xᵀ·dL/dy", expr="x @ W", wrt="W", shapes=SEED002, output="y")
+    assert (v.ok, v.kind) == (True, "correct")
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_unknown_names_in_the_formula() -> None:
+    with pytest.raises(eg.ParseError, match=r"uses 'V'.*known: W, X, dY"):
+        verdict("dY @ V.T")
+    # "dy" is not "dY": the upstream gradient of Y is dY.
+    with pytest.raises(eg.ParseError, match="the upstream gradient is dY"):
+        verdict("dy @ W.T")
+
+
+def test_unknown_wrt() -> None:
+    with pytest.raises(eg.GradError, match="wrt='Q' is not a variable"):
+        verdict("dY @ W.T", wrt="Q")
+
+
+def test_other_bad_input() -> None:
+    with pytest.raises(eg.ShapeError, match="check needs shapes"):
+        verdict("dY @ W.T", shapes={"X": (5, 3)})
+    with pytest.raises(eg.ParseError):
+        verdict("dY @ W.T +")
+    with pytest.raises(eg.ParseError, match="already has a variable 'dY'"):
+        eg.check("dY", "X @ dY", "X", shapes={"X": (2, 3), "dY": (3, 4)})
+
+
+def test_bad_input_errors_are_einsgrad_errors() -> None:
+    for call in (
+        lambda: verdict("dY @ V.T"),
+        lambda: verdict("dY @ W.T", wrt="Q"),
+        lambda: verdict("dY @ W.T", shapes={}),
+        lambda: verdict("dY @ (W.T"),
+    ):
+        with pytest.raises(eg.EinsgradError):
+            call()
+
+
+# --- library bugs: each test below fails on the current einsgrad --------------------------------
+
+
+def test_a_keyword_argument_is_not_an_equation() -> None:
+    # check() drops everything up to the first "=" (for "dL/db = ..."), so the "=" of
+    # axis=0 cuts the formula to "0)" and a right formula is rejected as a syntax error.
+    v = verdict("sum(dY, axis=0)", expr="X @ W + b", wrt="b", shapes=BIAS)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+    v = verdict("dL/db = sum(dL/dY, axis=0)", expr="X @ W + b", wrt="b", shapes=BIAS)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+
+
+def test_a_scalar_factor_in_math_notation_is_not_a_matrix_product() -> None:
+    # Seed 001's batch mean: ∂L/∂W = 1/B · Xᵀ·∂L/∂Y. The "·" after a number is a scalar
+    # product; check() turns every "·" into "@" and calls the formula unformable.
+    v = verdict("1/4 · Xᵀ·dY", expr="X @ W / 4", wrt="W")
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+    # ... and a wrong coefficient is a wrong value, not a wrong shape.
+    v = verdict("2 · dY·Wᵀ")
+    assert (v.ok, v.kind) == (False, "value"), v.message
+
+
+CASES = [
+    # (expr, wrt, shapes, a formula in numpy style, one in math style)
+    ("X @ W", "X", LINEAR, "W.T @ dY", "Wᵀ·dY"),
+    ("X @ W", "W", LINEAR, "dY @ X", "dY·X"),
+    ("X @ W + b", "b", BIAS, "dY", "dYᵀ"),
+    ("X @ W / 4", "W", LINEAR, "X.T @ dY", "Xᵀ·dY"),
+    ("x @ W", "x", ONE_D, "W.T @ dY", "Wᵀ·dY"),
+    ("x @ W", "W", ONE_D, "x.T @ dY", "xᵀ·dY"),
+    ("x @ W", "x", SEED002, "dY @ x.T", "dY·xᵀ"),
+    ("X @ W @ V", "W", {**LINEAR, "V": (4, 2)}, "X.T @ dY", "Xᵀ·dY"),
+    ("tanh(X @ W)", "X", LINEAR, "W.T @ dY", "Wᵀ·dY"),
+    ("relu(X @ W + b)", "W", BIAS, "X.T @ dY", "Xᵀ·dY"),
+]
+
+
+@pytest.mark.parametrize(
+    ("expr", "wrt", "shapes", "numpy_style", "math_style"),
+    CASES,
+    ids=[f"{c[0]} wrt {c[1]} {'x'.join(map(str, c[2][c[1]]))}" for c in CASES],
+)
+def test_the_right_formula_offered_passes_check(
+    expr: str, wrt: str, shapes: dict[str, tuple[int, ...]], numpy_style: str, math_style: str
+) -> None:
+    # The formula a verdict calls right, in the user's notation, must itself be right.
+    failures = []
+    for wrong in (numpy_style, math_style):
+        offered = eg.check(wrong, expr, wrt, shapes=shapes).expected
+        try:
+            again = eg.check(offered, expr, wrt, shapes=shapes)
+            if not again.ok:
+                failures.append(f"{offered!r}: {again.message}")
+        except eg.EinsgradError as error:
+            failures.append(f"{offered!r}: {type(error).__name__}: {error}")
+    assert not failures, "\n".join(failures)

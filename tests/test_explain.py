@@ -1,0 +1,686 @@
+"""``eg.explain``: the derivations of the seed notes, step by step, and checked in numbers.
+
+* Golden tests for every example of the seed notes (``/work/shared/seeds``): the linear
+  layer ``Y = X W`` of seed 000 (X 2×3, W 3×5) with respect to ``W`` and ``X``, the bias
+  and the ReLU of seed 000, the batch mean (the 1/B factor) of seed 001, the generalized
+  Jacobian example of seed 002 (``y = x W`` with N=1, D=2, M=3, whose handout slip
+  ``dL/dy·xᵀ`` must come out as ``dL/dy·Wᵀ``), and a multi-layer chain. The mathematical
+  lines are compared exactly; the prose around them is not.
+* Every golden derivation is also checked in numbers: ``d.result`` is evaluated and
+  compared with a formula by hand in numpy, with HIPS autograd and with central finite
+  differences (``tests/oracles.py``), never with einsgrad itself.
+* The text, Markdown, LaTeX and Jupyter renderings, and the errors for bad input.
+* Robustness: random expressions from a small hypothesis strategy are explained without a
+  crash, and their derived gradient agrees with autograd.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+from hypothesis.strategies import DrawFn, composite
+from oracles import assert_close, autograd_gradients, finite_difference
+
+import einsgrad as eg
+from einsgrad import Derivation, Step
+
+REPRODUCIBLE = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def titles(d: Derivation) -> list[str]:
+    return [s.title for s in d.steps]
+
+
+def step(d: Derivation, title: str, nth: int = 0) -> Step:
+    """The ``nth`` step whose title starts with ``title``."""
+    found = [s for s in d.steps if s.title.startswith(title)]
+    assert len(found) > nth, f"no step {nth} titled {title!r} in {titles(d)}"
+    return found[nth]
+
+
+def lines(d: Derivation) -> list[str]:
+    return [line.strip() for s in d.steps for line in s.text]
+
+
+def value(d: Derivation, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """``d.result`` evaluated with the arrays of the variables it uses."""
+    used = {v.name for v in d.result.variables}
+    return np.asarray(eg.evaluate(d.result, {k: v for k, v in arrays.items() if k in used}))
+
+
+def random_arrays(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+
+
+def check_vjp(
+    d: Derivation,
+    forward: Callable[..., Any],
+    arrays: dict[str, np.ndarray],
+    wrt: str,
+    upstream: str = "dY",
+    by_hand: np.ndarray | None = None,
+) -> None:
+    """``d.result`` (a function of the upstream gradient) against autograd and differences.
+
+    ``L = sum(G * forward(**arrays))`` with ``G = arrays[upstream]`` is the scalar whose
+    gradient the derivation stands for.
+    """
+    inputs = {k: v for k, v in arrays.items() if k != upstream}
+    cotangent = arrays[upstream]
+
+    def loss(**point: Any) -> Any:
+        return anp.sum(cotangent * forward(**point))
+
+    got = value(d, arrays)
+    (reference,) = autograd_gradients(loss, inputs, [wrt])
+    assert_close(got, reference, f"∂L/∂{wrt} against autograd")
+    assert_close(got, finite_difference(loss, inputs, wrt), f"∂L/∂{wrt} against FD", atol=1e-6)
+    if by_hand is not None:
+        assert_close(got, by_hand, f"∂L/∂{wrt} against the formula by hand")
+
+
+def check_grad(
+    d: Derivation, loss: Callable[..., Any], arrays: dict[str, np.ndarray], wrt: str
+) -> None:
+    """``d.result`` for a scalar loss against autograd and central differences."""
+    got = value(d, arrays)
+    (reference,) = autograd_gradients(loss, arrays, [wrt])
+    assert_close(got, reference, f"∂L/∂{wrt} against autograd")
+    assert_close(got, finite_difference(loss, arrays, wrt), f"∂L/∂{wrt} against FD", atol=1e-6)
+
+
+def relu(x: Any) -> Any:
+    return anp.maximum(x, 0.0)
+
+
+# --- seed 000: the linear layer Y = X W, X 2×3, W 3×5 ----------------------------------------
+
+SEED000 = {"X": (2, 3), "W": (3, 5), "dY": (2, 5)}
+
+
+def linear_layer() -> eg.Expr:
+    # The labels of the notes: b for the batch, i for the input and j for the output features.
+    X, W = eg.var("X", SEED000["X"]), eg.var("W", SEED000["W"])
+    return eg.einsum("bi,ij->bj", X, W)
+
+
+EINSUM_STEPS = [
+    "Chain rule through Y = einsum('bi,ij->bj', X, W)",
+    "The forward contraction, written out",
+    "The partial derivative",
+    "Substitute: the deltas collapse the sum",
+    "Result for ",
+    "Shapes",
+]
+
+
+def test_seed000_linear_layer_wrt_W_golden() -> None:
+    d = eg.explain(linear_layer(), "W")
+    assert [t.split(":")[0] for t in titles(d)] == [
+        "Y = X·W is not a scalar",
+        "Chain rule through Y = einsum('bi,ij->bj', X, W)",
+        "The forward contraction, written out",
+        "The partial derivative",
+        "Substitute",
+        "Result for ∂L/∂W",
+        "Shapes",
+        "So ∂L/∂W (shape 3×5)",
+    ]
+    # The upstream gradient is given (L = f(Y), "Assuming J_y = ∂L/∂y" in the notes).
+    assert "the upstream gradient ∂L/∂Y (shape 2×5) is given," in lines(d)
+    # 1. The chain rule sums over the output's labels (b and k: Y's j clashes with W's j).
+    chain = step(d, "Chain rule through Y")
+    assert chain.text == ("∂L/∂W_ij = Σ_b Σ_k ∂L/∂Y_bk · ∂Y_bk/∂W_ij",)
+    assert chain.latex == (
+        "\\frac{\\partial L}{\\partial W_{ij}} = \\sum_{b} \\sum_{k} "
+        "\\frac{\\partial L}{\\partial Y_{bk}} \\frac{\\partial Y_{bk}}{\\partial W_{ij}}",
+    )
+    # 2. The forward contraction written out.
+    assert step(d, "The forward contraction").text == ("Y_bk = Σ_l X_bl · W_lk",)
+    # 3. The partial derivative as Kronecker deltas, one per label of W; the δ_li collapses
+    #    the forward sum over l.
+    partial = step(d, "The partial derivative")
+    assert "Kronecker delta" in partial.title
+    assert partial.text == (
+        "∂Y_bk/∂W_ij = Σ_l δ_li · δ_kj · X_bl",
+        "   = δ_kj · X_bi   (the sum over l collapses onto i)",
+    )
+    assert partial.latex == (
+        "\\frac{\\partial Y_{bk}}{\\partial W_{ij}} = \\sum_{l} \\delta_{li} \\delta_{kj} X_{bl}"
+        " = \\delta_{kj} X_{bi}",
+    )
+    # 4. δ_kj collapses the chain rule's sum over k; b stays summed: "B is the contracting dim".
+    assert step(d, "Substitute").text == (
+        "the deltas set k = j: only those terms of the sum survive",
+        "∂L/∂W_ij = Σ_b X_bi · ∂L/∂Y_bj",
+        "summed (contracting) labels: b",
+    )
+    # 5. The backward einsum and the matrix form J_W = Xᵀ·J_y.
+    assert step(d, "Result for ∂L/∂W").text == (
+        "index form: dW[i,j] = Σ_b X[b,i] · dY[b,j]",
+        "einsum: 'bi,bj->ij'",
+        "matrix form: ∂L/∂W = Xᵀ·∂L/∂Y",
+    )
+    # 6. The shapes: "3×5 = 3×2 · 2×5".
+    assert step(d, "Shapes").text == (
+        "∂L/∂W has the shape of W: 3×5",
+        "X is 2×3; W is 3×5; ∂L/∂Y is 2×5 (the shape of Y)",
+        "3×5 = (3×2) · (2×5)",
+    )
+    assert d.summary == "∂L/∂W = Xᵀ·∂L/∂Y"
+    assert d.wrt == "W"
+    assert d.result.shape == (3, 5)
+    arrays = random_arrays(SEED000)
+    check_vjp(
+        d,
+        lambda X, W: X @ W,
+        arrays,
+        "W",
+        by_hand=arrays["X"].T @ arrays["dY"],
+    )
+
+
+def test_seed000_linear_layer_wrt_X_golden() -> None:
+    d = eg.explain(linear_layer(), "X")
+    assert step(d, "Chain rule through Y").text == ("∂L/∂X_bi = Σ_k Σ_j ∂L/∂Y_kj · ∂Y_kj/∂X_bi",)
+    assert step(d, "The forward contraction").text == ("Y_kj = Σ_l X_kl · W_lj",)
+    assert step(d, "The partial derivative").text == (
+        "∂Y_kj/∂X_bi = Σ_l δ_kb · δ_li · W_lj",
+        "   = δ_kb · W_ij   (the sum over l collapses onto i)",
+    )
+    assert step(d, "Substitute").text == (
+        "the deltas set k = b: only those terms of the sum survive",
+        "∂L/∂X_bi = Σ_j W_ij · ∂L/∂Y_bj",
+        "summed (contracting) labels: j",
+    )
+    assert step(d, "Result for ∂L/∂X").text == (
+        "index form: dX[b,i] = Σ_j W[i,j] · dY[b,j]",
+        "einsum: 'ij,bj->bi'",
+        "matrix form: ∂L/∂X = ∂L/∂Y·Wᵀ",
+    )
+    assert step(d, "Shapes").text == (
+        "∂L/∂X has the shape of X: 2×3",
+        "X is 2×3; W is 3×5; ∂L/∂Y is 2×5 (the shape of Y)",
+        "2×3 = (2×5) · (5×3)",
+    )
+    assert d.summary == "∂L/∂X = ∂L/∂Y·Wᵀ"
+    arrays = random_arrays(SEED000, seed=1)
+    check_vjp(d, lambda X, W: X @ W, arrays, "X", by_hand=arrays["dY"] @ arrays["W"].T)
+
+
+def test_seed000_matmul_string_gives_the_same_rule_under_its_own_labels() -> None:
+    # "X @ W" parses to einsum('ij,jk->ik'): the same derivation, in those letters.
+    d = eg.explain("X @ W", "W", shapes=SEED000)
+    assert (
+        step(d, "Chain rule through Y").title == "Chain rule through Y = einsum('ij,jk->ik', X, W)"
+    )
+    assert "summed (contracting) labels: i" in lines(d)
+    assert "einsum: 'ij,ik->jk'" in lines(d)
+    assert "3×5 = (3×2) · (2×5)" in lines(d)
+    assert d.summary == "∂L/∂W = Xᵀ·∂L/∂Y"
+    arrays = random_arrays(SEED000, seed=2)
+    check_vjp(d, lambda X, W: X @ W, arrays, "W", by_hand=arrays["X"].T @ arrays["dY"])
+
+
+def test_seed000_bias_is_a_sum_of_the_rows() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5), "b": (5,), "dY": (2, 5)}
+    d = eg.explain("X @ W + b", "b", shapes=shapes)
+    block = step(d, "Through Y = a sum")
+    assert "Y = X·W + b" in block.text
+    assert "∂L/∂b = ∂L/∂Y" in block.text
+    broadcast = [line for line in block.text if "was broadcast" in line]
+    assert len(broadcast) == 1
+    assert broadcast[0].startswith("b (5) was broadcast to 2×5: sum over i")
+    assert "1ᵀ·(…), a sum of the rows, as for a bias" in broadcast[0]
+    # No einsum block: the bias does not go through the matrix product.
+    assert not [t for t in titles(d) if t.startswith("Chain rule")]
+    assert d.summary == "∂L/∂b = 1ᵀ·∂L/∂Y"
+    arrays = random_arrays(shapes, seed=3)
+    check_vjp(d, lambda X, W, b: X @ W + b, arrays, "b", by_hand=arrays["dY"].sum(axis=0))
+
+
+def test_seed000_relu_is_an_elementwise_mask() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5), "b": (5,), "dY": (2, 5)}
+    d = eg.explain("relu(X @ W + b)", "W", shapes=shapes)
+    assert step(d, "where").text == ("Z = X·W", "H = Z + b")
+    relu_block = step(d, "Through Y = relu")
+    assert "∂L/∂H = ∂L/∂Y ⊙ [H > 0]" in relu_block.text
+    assert any(line.startswith("rule: y_i = max(x_i, 0)") for line in relu_block.text)
+    # The blocks run top-down: relu, then the bias, then the matrix product.
+    order = titles(d)
+    assert order.index("Through Y = relu(…)") < order.index("Through H = a sum")
+    assert order.index("Through H = a sum") < order.index(
+        "Chain rule through Z = einsum('ij,jk->ik', X, W)"
+    )
+    assert "matrix form: ∂L/∂W = Xᵀ·∂L/∂Z" in lines(d)
+    assert d.summary == "∂L/∂W = Xᵀ·(∂L/∂Y ⊙ [b + X·W > 0])"
+    arrays = random_arrays(shapes, seed=4)
+    x, w, b, g = arrays["X"], arrays["W"], arrays["b"], arrays["dY"]
+    check_vjp(
+        d,
+        lambda X, W, b: relu(X @ W + b),
+        arrays,
+        "W",
+        by_hand=x.T @ (g * (x @ w + b > 0)),
+    )
+
+
+def test_seed000_relu_wrt_the_bias() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5), "b": (5,), "dY": (2, 5)}
+    d = eg.explain("relu(X @ W + b)", "b", shapes=shapes)
+    assert "∂L/∂Z = ∂L/∂Y ⊙ [Z > 0]" in lines(d)
+    assert d.summary == "∂L/∂b = 1ᵀ·(∂L/∂Y ⊙ [b + X·W > 0])"
+    arrays = random_arrays(shapes, seed=5)
+    x, w, b, g = arrays["X"], arrays["W"], arrays["b"], arrays["dY"]
+    check_vjp(
+        d,
+        lambda X, W, b: relu(X @ W + b),
+        arrays,
+        "b",
+        by_hand=(g * (x @ w + b > 0)).sum(axis=0),
+    )
+
+
+# --- seed 001: the batch mean and its 1/B ------------------------------------------------------
+
+
+def test_seed001_batch_mean_shows_the_one_over_B_factor() -> None:
+    # A per-example loss l_b = Σ_j Y_bj², averaged over a batch of B = 4 examples.
+    shapes = {"X": (4, 3), "W": (3, 5)}
+    d = eg.explain("mean(sum((X @ W) ** 2, axis=1))", "W", shapes=shapes)
+    mean_block = step(d, "Through L = a quotient")
+    assert "L = U / 4" in mean_block.text
+    assert "∂L/∂U = 1/4 · ∂L/∂L" in mean_block.text
+    assert "1/4 is the 1/B of a mean: each entry gets 1/4 of ∂L/∂L" in mean_block.text
+    # The per-example sum over the output features, then the chain rule down to W, where
+    # the batch label is the contracting one.
+    assert step(d, "where").text == ("Y = X·W", "Z = Y**2", "H = Z·1", "U = 1ᵀ·H")
+    assert "∂L/∂Y = ∂L/∂Z ⊙ 2 · Y" in lines(d)
+    assert "∂L/∂W_jk = Σ_i X_ij · ∂L/∂Y_ik" in lines(d)
+    assert "summed (contracting) labels: i" in lines(d)
+    assert "matrix form: ∂L/∂W = Xᵀ·∂L/∂Y" in lines(d)
+    assert "3×5 = (3×4) · (4×5)" in lines(d)
+    arrays = random_arrays(shapes, seed=6)
+    x, w = arrays["X"], arrays["W"]
+    # By hand: ∂L/∂Y = (2/B) Y, so ∂L/∂W = (1/B) Xᵀ (2 X W).
+    assert_close(value(d, arrays), x.T @ (2 * x @ w) / 4, "∂L/∂W by hand")
+    check_grad(d, lambda X, W: anp.mean(anp.sum((X @ W) ** 2, axis=1)), arrays, "W")
+
+
+def test_seed001_batch_mean_wrt_X() -> None:
+    shapes = {"X": (4, 3), "W": (3, 5), "b": (5,)}
+    d = eg.explain("mean(sum(relu(X @ W + b) ** 2, axis=1))", "X", shapes=shapes)
+    assert "1/4 is the 1/B of a mean: each entry gets 1/4 of ∂L/∂L" in lines(d)
+    assert "matrix form: ∂L/∂X = ∂L/∂Y·Wᵀ" in lines(d)
+    arrays = random_arrays(shapes, seed=7)
+    check_grad(d, lambda X, W, b: anp.mean(anp.sum(relu(X @ W + b) ** 2, axis=1)), arrays, "X")
+
+
+# --- seed 002: Justin Johnson's generalized Jacobian example, N=1, D=2, M=3 -------------------
+
+SEED002 = {"x": (1, 2), "W": (2, 3), "dy": (1, 3)}
+
+
+def test_seed002_dx_is_dy_times_W_transposed_not_x_transposed() -> None:
+    d = eg.explain("x @ W", "x", shapes=SEED002, upstream="y")
+    assert d.steps[0].title == "y = x·W is not a scalar"
+    assert "the upstream gradient ∂L/∂y (shape 1×3) is given," in lines(d)
+    assert step(d, "Chain rule through y").text == ("∂L/∂x_ij = Σ_l Σ_k ∂L/∂y_lk · ∂y_lk/∂x_ij",)
+    assert "∂L/∂x_ij = Σ_k W_jk · ∂L/∂y_ik" in lines(d)
+    assert "matrix form: ∂L/∂x = ∂L/∂y·Wᵀ" in lines(d)
+    assert "1×2 = (1×3) · (3×2)" in lines(d)
+    # The handout's slip, dL/dy·xᵀ, appears nowhere.
+    assert d.summary == "∂L/∂x = ∂L/∂y·Wᵀ"
+    assert "xᵀ" not in d.text
+    arrays = random_arrays(SEED002, seed=8)
+    check_vjp(
+        d, lambda x, W: x @ W, arrays, "x", upstream="dy", by_hand=arrays["dy"] @ arrays["W"].T
+    )
+    # ... and the Jacobian ∂y/∂x (3×2 entries here) is never formed: the result is built from
+    # dy and W alone, and has x's shape.
+    assert {v.name for v in d.result.variables} == {"dy", "W"}
+    assert d.result.shape == (1, 2)
+
+
+def test_seed002_dW_is_x_transposed_times_dy() -> None:
+    d = eg.explain("x @ W", "W", shapes=SEED002, upstream="y")
+    assert d.summary == "∂L/∂W = xᵀ·∂L/∂y"
+    assert "2×3 = (2×1) · (1×3)" in lines(d)
+    arrays = random_arrays(SEED002, seed=9)
+    check_vjp(
+        d, lambda x, W: x @ W, arrays, "W", upstream="dy", by_hand=arrays["x"].T @ arrays["dy"]
+    )
+
+
+def test_upstream_name_is_used_throughout_the_first_step() -> None:
+    # With upstream="y" the derivation is about ∂L/∂y; its first step should not switch to
+    # a capital Y ("L = f(Y)") that names nothing in this derivation.
+    d = eg.explain("x @ W", "x", shapes=SEED002, upstream="y")
+    first = " ".join(d.steps[0].text)
+    assert "f(y)" in first, first
+
+
+# --- multi-layer chains: one block per node on the path ---------------------------------------
+
+MLP = {"X": (4, 3), "W1": (3, 5), "W2": (5, 2), "V": (3, 2), "dY": (4, 2)}
+
+
+def test_two_layers_non_scalar_one_block_per_node_on_the_path() -> None:
+    d = eg.explain("relu(X @ W1) @ W2", "W1", shapes=MLP)
+    assert step(d, "where").text == ("Z = X·W1", "H = relu(Z)")
+    chain_titles = [t for t in titles(d) if t.startswith(("Chain rule", "Through"))]
+    assert chain_titles == [
+        "Chain rule through Y = einsum('ij,jk->ik', H, W2)",
+        "Through H = relu(…)",
+        "Chain rule through Z = einsum('ij,jk->ik', X, W1)",
+    ]
+    # Each einsum block has the full six steps.
+    assert titles(d).count("The forward contraction, written out") == 2
+    assert titles(d).count("Shapes") == 2
+    assert "matrix form: ∂L/∂H = ∂L/∂Y·W2ᵀ" in lines(d)
+    assert "∂L/∂Z = ∂L/∂H ⊙ [Z > 0]" in lines(d)
+    assert "matrix form: ∂L/∂W1 = Xᵀ·∂L/∂Z" in lines(d)
+    # W2 is not on the path to W1: its gradient is not derived.
+    assert not any("∂L/∂W2" in t for t in titles(d))
+    assert d.summary == "∂L/∂W1 = Xᵀ·(∂L/∂Y·W2ᵀ ⊙ [X·W1 > 0])"
+    arrays = random_arrays(MLP, seed=10)
+    x, w1, w2, g = arrays["X"], arrays["W1"], arrays["W2"], arrays["dY"]
+    check_vjp(
+        d,
+        lambda X, W1, W2: relu(X @ W1) @ W2,
+        {k: arrays[k] for k in ("X", "W1", "W2", "dY")},
+        "W1",
+        by_hand=x.T @ ((g @ w2.T) * (x @ w1 > 0)),
+    )
+
+
+def test_two_layers_scalar_loss_and_a_branch_off_the_path() -> None:
+    d = eg.explain("sum(relu(X @ W1) @ W2 + X @ V)", "W1", shapes=MLP)
+    chain_titles = [t for t in titles(d) if t.startswith(("Chain rule", "Through", "The loss"))]
+    assert chain_titles == [
+        "The loss L = einsum('ab->', U)",
+        "Through U = a sum",
+        "Chain rule through H = einsum('ij,jk->ik', Z, W2)",
+        "Through Z = relu(…)",
+        "Chain rule through Y = einsum('ij,jk->ik', X, W1)",
+    ]
+    # X @ V does not depend on W1: no block goes through it.
+    assert not any("V" in t for t in titles(d))
+    assert titles(d)[-1] == "So ∂L/∂W1 (shape 3×5)"
+    arrays = random_arrays({k: MLP[k] for k in ("X", "W1", "W2", "V")}, seed=11)
+    check_grad(d, lambda X, W1, W2, V: anp.sum(relu(X @ W1) @ W2 + X @ V), arrays, "W1")
+
+
+def test_three_layers_scalar_loss() -> None:
+    shapes = {"X": (4, 3), "W1": (3, 5), "W2": (5, 4), "W3": (4, 2)}
+    d = eg.explain("mean(tanh(relu(X @ W1) @ W2) @ W3)", "W1", shapes=shapes)
+    einsum_blocks = [t for t in titles(d) if t.startswith("Chain rule through")]
+    # the mean's sum, then the three matrix products
+    assert len(einsum_blocks) == 4
+    assert [t for t in titles(d) if t.startswith("Through")] == [
+        "Through L = a quotient",
+        "Through U = tanh(…)",
+        "Through Z = relu(…)",
+    ]
+    assert step(d, "where").text == (
+        "Y = X·W1",
+        "Z = relu(Y)",
+        "H = Z·W2",
+        "U = tanh(H)",
+        "V = U·W3",
+        "P = 1ᵀ·V·1",
+    )
+    assert "1/8 is the 1/B of a mean: each entry gets 1/8 of ∂L/∂L" in lines(d)
+    arrays = random_arrays(shapes, seed=12)
+    check_grad(d, lambda X, W1, W2, W3: anp.mean(anp.tanh(relu(X @ W1) @ W2) @ W3), arrays, "W1")
+
+
+def test_a_node_used_twice_says_its_contributions_add() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5)}
+    d = eg.explain("sum((X @ W) * (X @ W))", "W", shapes=shapes)
+    note_step = step(d, "Y is used 2 times")
+    assert titles(d).count("Through Z = a product") == 2
+    arrays = random_arrays(shapes, seed=13)
+    x, w = arrays["X"], arrays["W"]
+    assert_close(value(d, arrays), 2 * x.T @ (x @ w), "∂L/∂W by hand")
+    check_grad(d, lambda X, W: anp.sum((X @ W) * (X @ W)), arrays, "W")
+    # The note must point the right way at the contributions it announces.
+    position = d.steps.index(note_step)
+    contributions = [k for k, s in enumerate(d.steps) if s.title == "Through Z = a product"]
+    (text,) = note_step.text
+    if "below" in text:
+        assert all(k > position for k in contributions), (
+            f"step {position + 1} ({text!r}) announces contributions 'below', but they are "
+            f"steps {[k + 1 for k in contributions]}"
+        )
+    else:
+        assert "above" in text
+        assert all(k < position for k in contributions)
+
+
+def test_three_operand_einsum_wrt_the_middle_operand() -> None:
+    # Not a template for matrix products: the deltas and sums follow the spec.
+    A, B, C = eg.var("A", (2, 3)), eg.var("B", (3, 4)), eg.var("C", (4, 5))
+    d = eg.explain(eg.einsum("ij,jk,kl->il", A, B, C), "B")
+    assert step(d, "The partial derivative").text == (
+        "∂Y_il/∂B_jk = Σ_m Σ_n δ_mj · δ_nk · A_im · C_nl",
+        "   = A_ij · C_kl   (the sum over m, n collapses onto j, k)",
+    )
+    assert "summed (contracting) labels: i, l" in lines(d)
+    assert "einsum: 'ij,kl,il->jk'" in lines(d)
+    shapes = {"A": (2, 3), "B": (3, 4), "C": (4, 5), "dY": (2, 5)}
+    arrays = random_arrays(shapes, seed=14)
+    a, c, g = arrays["A"], arrays["C"], arrays["dY"]
+    check_vjp(
+        d,
+        lambda A, B, C: anp.einsum("ij,jk,kl->il", A, B, C),
+        arrays,
+        "B",
+        by_hand=a.T @ g @ c.T,
+    )
+
+
+# --- renderings ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def derivation() -> Derivation:
+    shapes = {"X": (4, 3), "W": (3, 5), "b": (5,)}
+    return eg.explain("mean(sum(relu(X @ W + b) ** 2, axis=1))", "W", shapes=shapes)
+
+
+def test_text_rendering(derivation: Derivation) -> None:
+    text = derivation.text
+    assert str(derivation) == text
+    out = text.splitlines()
+    assert out[0] == f"1. {derivation.steps[0].title}"
+    numbered = [line for line in out if re.match(r"^\d+\. ", line)]
+    assert [line.split(". ", 1)[1] for line in numbered] == titles(derivation)
+    assert out[-1] == f"Result: {derivation.summary}"
+    assert "   ∂L/∂W_jk = Σ_i X_ij · ∂L/∂Y_ik" in out
+
+
+def test_markdown_rendering(derivation: Derivation) -> None:
+    md = derivation.markdown
+    assert derivation._repr_markdown_() == md
+    assert md.startswith("### Derivation of ∂L/∂W\n")
+    assert "$$" in md
+    for number, s in enumerate(derivation.steps, 1):
+        assert f"{number}. **{s.title}**" in md
+        for math in s.latex:
+            assert f"$$ {math} $$" in md
+        if not s.latex:
+            for line in s.text:
+                assert f"`{line}`" in md
+    # The chain rule in LaTeX, between $$.
+    assert (
+        "$$ \\frac{\\partial L}{\\partial W_{jk}} = \\sum_{i} \\sum_{l} "
+        "\\frac{\\partial L}{\\partial Y_{il}} \\frac{\\partial Y_{il}}{\\partial W_{jk}} $$"
+    ) in md
+    assert md.rstrip().endswith(f"**Result:** `{derivation.summary}`")
+
+
+def test_latex_rendering(derivation: Derivation) -> None:
+    tex = derivation.latex
+    assert derivation._repr_latex_() == tex
+    out = tex.splitlines()
+    assert out[0] == "\\begin{enumerate}"
+    assert out[-1] == "\\end{enumerate}"
+    assert sum(line.strip().startswith("\\item ") for line in out) == len(derivation.steps)
+    assert "\\frac{\\partial L}" in tex
+    assert "\\delta_{" in tex
+    for line in out:
+        if line.strip().startswith("\\["):
+            assert line.rstrip().endswith("\\]"), line
+            # Braces balance on every display line (escaped ones aside).
+            body = line.replace("\\{", "").replace("\\}", "")
+            assert body.count("{") == body.count("}"), line
+    # Text lines are escaped for LaTeX: an underscore of the index form does not start a
+    # subscript in \text{...}, and Unicode math becomes inline math pdflatex can set.
+    assert "\\text{index form: dW[j,k] = $\\Sigma$\\_i X[i,j] $\\cdot$ dY[i,k]}" in tex
+    assert not any(char in tex for char in "∂Σᵀ×·δ⊙")
+
+
+def test_markdown_and_latex_of_a_non_scalar_derivation() -> None:
+    d = eg.explain(linear_layer(), "X")
+    assert "$$ \\frac{\\partial L}{\\partial X_{bi}} = \\sum_{j} W_{ij}" in d.markdown
+    assert "\\[ \\frac{\\partial Y_{kj}}{\\partial X_{bi}}" in d.latex
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_unknown_wrt_is_a_grad_error() -> None:
+    with pytest.raises(eg.GradError, match=r"wrt='Q' is not a variable.*W, X"):
+        eg.explain("X @ W", "Q", shapes=SEED000)
+    with pytest.raises(eg.GradError):
+        eg.explain("X @ W", eg.var("Q", (3, 5)), shapes=SEED000)
+    with pytest.raises(eg.GradError):
+        eg.explain("X @ W", 3, shapes=SEED000)
+
+
+def test_missing_shapes_is_a_shape_error() -> None:
+    with pytest.raises(eg.ShapeError, match="explain needs shapes"):
+        eg.explain("X @ W", "W")
+    with pytest.raises(eg.ShapeError, match="explain needs shapes"):
+        eg.explain("sum(X @ W)", "W", shapes={"X": (2, 3)})
+    with pytest.raises(eg.ShapeError):
+        eg.explain(eg.var("A") @ eg.var("B"), "A")
+
+
+def test_bad_expressions_raise_einsgrad_errors() -> None:
+    with pytest.raises(eg.ParseError):
+        eg.explain("X @ W +", "W", shapes=SEED000)
+    with pytest.raises(eg.ShapeError, match="inner sizes 3 and 4 differ"):
+        eg.explain("X @ W", "W", shapes={"X": (2, 3), "W": (4, 5)})
+
+
+# --- robustness: random expressions ----------------------------------------------------------
+
+ROBUST_SHAPES = {"X": (3, 4), "W": (4, 2), "b": (2,), "V": (3, 2)}
+
+
+@dataclass(frozen=True)
+class Case:
+    text: str
+    fn: Callable[..., Any]
+    names: frozenset[str]
+
+
+def _leaf(draw: DrawFn) -> Case:
+    choice = draw(st.sampled_from(["XW", "V", "XWb"]))
+    if choice == "XW":
+        return Case("X @ W", lambda e: e["X"] @ e["W"], frozenset("XW"))
+    if choice == "V":
+        return Case("V", lambda e: e["V"], frozenset("V"))
+    return Case("(X @ W + b)", lambda e: e["X"] @ e["W"] + e["b"], frozenset("XWb"))
+
+
+UNARY: dict[str, Callable[[Any], Any]] = {
+    "relu": relu,
+    "tanh": anp.tanh,
+    "sigmoid": lambda x: 1 / (1 + anp.exp(-x)),
+}
+
+
+@composite
+def matrices(draw: DrawFn, depth: int = 0) -> Case:
+    """A 3×2 expression over X (3×4), W (4×2), b (2,) and V (3×2)."""
+    if depth >= 3 or draw(st.integers(0, 2)) == 0:
+        return _leaf(draw)
+    a = draw(matrices(depth + 1))
+    kind = draw(st.sampled_from(["unary", "add", "mul", "square", "scale", "bias"]))
+    if kind == "unary":
+        name = draw(st.sampled_from(sorted(UNARY)))
+        f = UNARY[name]
+        return Case(f"{name}({a.text})", lambda e: f(a.fn(e)), a.names)
+    if kind == "square":
+        return Case(f"({a.text}) ** 2", lambda e: a.fn(e) ** 2, a.names)
+    if kind == "scale":
+        return Case(f"({a.text}) / 3", lambda e: a.fn(e) / 3, a.names)
+    if kind == "bias":
+        return Case(f"({a.text}) - b", lambda e: a.fn(e) - e["b"], a.names | {"b"})
+    c = draw(matrices(depth + 1))
+    if kind == "add":
+        return Case(f"({a.text}) + ({c.text})", lambda e: a.fn(e) + c.fn(e), a.names | c.names)
+    return Case(f"({a.text}) * ({c.text})", lambda e: a.fn(e) * c.fn(e), a.names | c.names)
+
+
+@composite
+def explain_cases(draw: DrawFn) -> tuple[Case, bool, str]:
+    m = draw(matrices())
+    scalar = draw(st.booleans())
+    if scalar:
+        loss = draw(st.sampled_from(["sum", "mean", "mean_rows"]))
+        if loss == "mean_rows":
+            m = Case(
+                f"mean(sum({m.text}, axis=1))",
+                lambda e, f=m.fn: anp.mean(anp.sum(f(e), axis=1)),
+                m.names,
+            )
+        else:
+            reducer = anp.sum if loss == "sum" else anp.mean
+            m = Case(f"{loss}({m.text})", lambda e, f=m.fn, r=reducer: r(f(e)), m.names)
+    wrt = draw(st.sampled_from(sorted(m.names)))
+    return m, scalar, wrt
+
+
+@settings(REPRODUCIBLE, max_examples=100)
+@given(explain_cases())
+def test_explain_random_expressions(case: tuple[Case, bool, str]) -> None:
+    m, scalar, wrt = case
+    note(f"L = {m.text}, wrt {wrt}, scalar={scalar}")
+    shapes = {k: v for k, v in ROBUST_SHAPES.items() if k in m.names}
+    d = eg.explain(m.text, wrt, shapes=shapes)
+    # Renderings work and end with the result.
+    assert d.text.splitlines()[-1] == f"Result: {d.summary}"
+    assert d.markdown and d.latex.startswith("\\begin{enumerate}")
+    assert d.steps[-1].title == f"So ∂L/∂{wrt} (shape {'×'.join(map(str, shapes[wrt]))})"
+    assert d.result.shape == shapes[wrt]
+    rng = np.random.default_rng(len(m.text))
+    arrays = {k: rng.standard_normal(v) for k, v in shapes.items()}
+    if scalar:
+        (reference,) = autograd_gradients(lambda **e: m.fn(e), arrays, [wrt])
+    else:
+        cotangent = rng.standard_normal((3, 2))
+        arrays["dY"] = cotangent
+        inputs = {k: v for k, v in arrays.items() if k != "dY"}
+        (reference,) = autograd_gradients(lambda **e: anp.sum(cotangent * m.fn(e)), inputs, [wrt])
+    assert_close(value(d, arrays), reference, f"∂L/∂{wrt} of {m.text}", rtol=1e-6, atol=1e-8)
