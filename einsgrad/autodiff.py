@@ -16,7 +16,7 @@ from typing import Any, overload
 import numpy as np
 
 from .errors import GradError, ShapeError
-from .ir import Const, Expr, Seed, Var, toposort
+from .ir import Const, Expr, Seed, Var, reaching, toposort
 from .printing import short_name
 
 __all__ = ["cotangents", "grad", "variables_by_name"]
@@ -40,6 +40,16 @@ def variables_by_name(nodes: Iterable[Expr]) -> dict[str, Var]:
     return found
 
 
+def variable_of(expr: Expr, wrt: Any) -> Var:
+    """The variable of ``expr`` that ``wrt`` (a variable or a name) stands for."""
+    by_name = variables_by_name(toposort([expr]))
+    variable = by_name.get(wrt) if isinstance(wrt, str) else wrt
+    if not isinstance(variable, Var) or by_name.get(variable.name) is not variable:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise GradError(f"wrt={wrt!r} is not a variable of the expression (its variables: {known})")
+    return variable
+
+
 def cotangents(
     seeds: Sequence[tuple[Expr, Expr]], targets: Sequence[Expr]
 ) -> dict[Expr, Expr | None]:
@@ -50,10 +60,7 @@ def cotangents(
     """
     order = toposort([out for out, _ in seeds], references=False)
     wanted_targets = set(targets)
-    leads_to_target: set[Expr] = set()
-    for node in order:
-        if node in wanted_targets or any(child in leads_to_target for child in node.children):
-            leads_to_target.add(node)
+    leads_to_target = reaching(order, wanted_targets)
     pending: dict[Expr, list[Expr]] = {}
     for out, cotangent in seeds:
         if out in leads_to_target:

@@ -33,7 +33,7 @@ import numpy as np
 from . import ops
 from .autodiff import ORIGIN_VARIABLES, cotangents, grad, variables_by_name
 from .errors import GradError, ShapeError
-from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, toposort
+from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, reaching, toposort
 from .limits import format_bytes as _format_bytes
 from .limits import get_memory_limit, guard, memory_limit, set_memory_limit
 from .limits import limit_for as _limit_for
@@ -343,10 +343,7 @@ def _reverse_jacobian(y: Expr, target: Var) -> Expr | None:
     extra = y.shape
     assert extra is not None
     order = toposort([y], references=False)
-    reaches: set[Expr] = set()
-    for node in order:
-        if node is target or any(child in reaches for child in node.children):
-            reaches.add(node)
+    reaches = reaching(order, [target])
     if y not in reaches:
         return None
     pending: dict[Expr, list[Expr]] = {y: [_delta(extra)]}

@@ -25,10 +25,10 @@ from typing import Any, Literal
 import numpy as np
 
 from . import ops
-from .autodiff import variables_by_name
+from .autodiff import variable_of, variables_by_name
 from .calculus import vjp
 from .equivalence import equivalent
-from .errors import EinsgradError, GradError, ParseError, ShapeError
+from .errors import EinsgradError, ParseError, ShapeError
 from .evaluate import evaluate
 from .ir import Expr, Var, toposort
 from .notation import matrix_form
@@ -98,10 +98,7 @@ def check(
     if isinstance(expr, str):
         expr = parse_expr(expr, shapes=shapes)
     by_name = variables_by_name(toposort([expr]))
-    variable = by_name.get(wrt) if isinstance(wrt, str) else wrt
-    if not isinstance(variable, Var) or by_name.get(variable.name) is not variable:
-        known = ", ".join(sorted(by_name)) or "none"
-        raise GradError(f"wrt={wrt!r} is not a variable of the expression (its variables: {known})")
+    variable = variable_of(expr, wrt)
     if expr.shape is None or any(v.shape is None for v in by_name.values()):
         raise ShapeError("check needs shapes: declare them in var() or pass shapes={...}")
     upstream = "d" + output

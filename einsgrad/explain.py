@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ops
-from .autodiff import grad, variables_by_name
+from .autodiff import grad, variable_of, variables_by_name
 from .calculus import vjp
 from .errors import GradError, ShapeError
-from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var, toposort
+from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var, reaching, toposort
 from .notation import Factor, IndexTerm, _number, index_label, matrix_form
 from .parse import parse_expr
 from .printing import to_text
@@ -176,10 +176,7 @@ def explain(
     if isinstance(loss, str):
         loss = parse_expr(loss, shapes=shapes)
     by_name = variables_by_name(toposort([loss]))
-    variable = by_name.get(wrt) if isinstance(wrt, str) else wrt
-    if not isinstance(variable, Var) or by_name.get(variable.name) is not variable:
-        known = ", ".join(sorted(by_name)) or "none"
-        raise GradError(f"wrt={wrt!r} is not a variable of the expression (its variables: {known})")
+    variable = variable_of(loss, wrt)
     if loss.shape is None:
         raise ShapeError("explain needs shapes: declare them in var() or pass shapes={...}")
     scalar = loss.shape == ()
@@ -189,10 +186,7 @@ def explain(
     namer.taken.add(top)
 
     order = toposort([loss], references=False)
-    depends: set[Expr] = set()
-    for node in order:
-        if node is variable or any(child in depends for child in node.children):
-            depends.add(node)
+    depends = reaching(order, [variable])
     if loss not in depends:
         raise GradError(f"{variable.name} does not occur in the expression: its gradient is zero")
 

@@ -409,30 +409,26 @@ class _Writer:
         raise _NotIndex(f"index notation has no form for {name}")
 
 
-def to_index(expr: Expr, name: str = "Y") -> str:
-    """``expr`` as an index equation ``name[labels] = …`` (see the module documentation)."""
+def _equation(expr: Expr, name: str, latex: bool) -> str:
     if expr.shape is None:
-        raise EinsgradError("to_index needs static shapes: declare them in var()")
-    writer = _Writer(latex=False)
+        raise EinsgradError("index notation needs static shapes: declare them in var()")
+    writer = _Writer(latex=latex)
     labels = [writer.fresh() for _ in expr.shape]
     try:
         body, _ = writer.write(expr, labels)
     except _NotIndex as error:
         raise EinsgradError(f"cannot write {expr!r} in index notation: {error}") from None
     return f"{writer.tensor(name, labels)} = {body}"
+
+
+def to_index(expr: Expr, name: str = "Y") -> str:
+    """``expr`` as an index equation ``name[labels] = …`` (see the module documentation)."""
+    return _equation(expr, name, latex=False)
 
 
 def to_latex(expr: Expr, name: str = "Y") -> str:
     """``expr`` as a LaTeX index equation with explicit sums."""
-    if expr.shape is None:
-        raise EinsgradError("to_latex needs static shapes: declare them in var()")
-    writer = _Writer(latex=True)
-    labels = [writer.fresh() for _ in expr.shape]
-    try:
-        body, _ = writer.write(expr, labels)
-    except _NotIndex as error:
-        raise EinsgradError(f"cannot write {expr!r} in index notation: {error}") from None
-    return f"{writer.tensor(name, labels)} = {body}"
+    return _equation(expr, name, latex=True)
 
 
 def to_einsum(expr: Expr) -> str:

@@ -48,6 +48,7 @@ __all__ = [
     "Shape",
     "Size",
     "Var",
+    "reaching",
     "toposort",
 ]
 
@@ -637,3 +638,16 @@ class Seed(Expr):
 
     def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
         return 1.0
+
+
+def reaching(order: Sequence[Expr], targets: Iterable[Expr]) -> set[Expr]:
+    """The nodes of ``order`` (children first) from which some target is reachable.
+
+    Reverse-mode sweeps visit only these: a branch that reaches no target is never built.
+    """
+    wanted = set(targets)
+    found: set[Expr] = set()
+    for node in order:
+        if node in wanted or any(child in found for child in node.children):
+            found.add(node)
+    return found
