@@ -170,8 +170,33 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
         def names() -> list[str]:
             return [short_name(op) for op in operands]
 
-        shape = resolve(parsed, shapes, like, names).shape  # type: ignore[arg-type]
+        resolved = resolve(parsed, shapes, like, names)  # type: ignore[arg-type]
+        shape = resolved.shape
+        folded = _fold_constants(resolved, operands)
+        if folded is not None:
+            return folded
     return Einsum(parsed, operands, like, shape)
+
+
+def _fold_constants(resolved: Any, operands: Sequence[Expr]) -> Expr | None:
+    """An einsum of broadcast constants is itself one: ``einsum('->ab', c)`` with c folded.
+
+    Summing a constant over a label multiplies it by the label's size. Returns None unless
+    some operand is a broadcast einsum (plain numbers are left to the einsum) and the
+    result writes no diagonal.
+    """
+    if not any(isinstance(op, Einsum) for op in operands):
+        return None
+    values = [filled_value(op) for op in operands]
+    if any(v is None for v in values) or len(set(resolved.output)) != len(resolved.output):
+        return None
+    value = float(np.prod([v for v in values if v is not None]))
+    present = {label for term in resolved.inputs for label in term}
+    for label in present - set(resolved.output):
+        value *= resolved.sizes[label]
+    shape = resolved.shape
+    spec = parse_spec("->" + _LABELS[: len(shape)], generalized=True)
+    return Einsum(spec, [Const(value)], shape, shape)
 
 
 def _generalized(spec: str, operand: Expr, like: Expr | Shape | None) -> Expr:

@@ -60,7 +60,6 @@ def einsum_vjp(node: Einsum, cotangent: Expr, wrt: int) -> Expr:
     operands = (*node.operands[:wrt], *node.operands[wrt + 1 :], cotangent)
     shapes = [op.shape for op in operands]
     like: Expr | tuple[int, ...] | None = target
-    shape = target.shape
     if target.shape is not None and all(s is not None for s in shapes):
         plain = _numpy_form(spec)
         if plain is not None:
@@ -71,7 +70,9 @@ def einsum_vjp(node: Einsum, cotangent: Expr, wrt: int) -> Expr:
             if inferred == target.shape:
                 # The contraction alone has the right shape: no reference needed.
                 spec, like = plain, None
-    return Einsum(spec, operands, like, shape)
+    from .ops import _einsum_node
+
+    return _einsum_node(spec, operands, like)
 
 
 def _numpy_form(spec: Spec) -> Spec | None:
