@@ -71,14 +71,22 @@ def contraction(
 ) -> Callable[..., Array]:
     """The planned (and cached) contraction of a resolved einsum's arrays.
 
-    On numpy, a contraction of at most two arrays and few FLOPs runs as one
-    ``numpy.einsum`` call: for tiny problems opt_einsum's per-call dispatch costs more
-    than the arithmetic. Everything else goes through the planned opt_einsum expression.
+    On numpy, opt_einsum's per-call dispatch (tens of microseconds) is skipped where a
+    direct call does the same work: a two-array contraction without diagonals becomes one
+    ``numpy.matmul`` of transposed and reshaped operands (the GEMM opt_einsum would call),
+    and a small one-or-two-array contraction one ``numpy.einsum`` call. Everything else
+    goes through the planned opt_einsum expression.
     """
     planned, flops, _ = _planned(resolved, shapes, array_operands, optimize)
-    if backend == "numpy" and len(array_operands) <= 2 and flops <= SMALL_FLOPS:
-        terms = ",".join(_symbols(resolved.inputs[k]) for k in array_operands)
-        spec = f"{terms}->{_symbols(resolved.core)}"
+    if backend != "numpy":
+        return planned
+    terms = [resolved.inputs[k] for k in array_operands]
+    if len(terms) == 2:
+        direct = _matmul_plan(terms[0], terms[1], resolved.core, resolved.sizes)
+        if direct is not None:
+            return direct
+    if len(terms) <= 2 and flops <= SMALL_FLOPS:
+        spec = ",".join(_symbols(t) for t in terms) + "->" + _symbols(resolved.core)
         if spec.isascii():
 
             def small(*arrays: Array, backend: str = "numpy") -> Array:
@@ -88,8 +96,50 @@ def contraction(
     return planned
 
 
-#: Below this many FLOPs a two-array numpy contraction skips opt_einsum's dispatch.
+#: Below this many FLOPs a small numpy contraction is one numpy.einsum call.
 SMALL_FLOPS = 1 << 15
+
+
+def _matmul_plan(
+    left: tuple[int, ...], right: tuple[int, ...], out: tuple[int, ...], sizes: tuple[int, ...]
+) -> Callable[..., Array] | None:
+    """``einsum(left,right->out)`` as a batched matrix product, or None if it is not one.
+
+    Labels split into batch (both operands and the output), contracted (both, not the
+    output), and kept labels of one operand; each operand is transposed to
+    (batch, kept, contracted) order and reshaped to 3-D, and the product is reshaped and
+    transposed to the output's order. Diagonals and labels summed within one operand
+    are left to einsum.
+    """
+    if len(set(left)) != len(left) or len(set(right)) != len(right):
+        return None
+    outs = set(out)
+    batch = [label for label in left if label in right and label in outs]
+    contracted = [label for label in left if label in right and label not in outs]
+    kept_left = [label for label in left if label not in right]
+    kept_right = [label for label in right if label not in left]
+    if any(label not in outs for label in kept_left + kept_right):
+        return None
+
+    def size(labels: list[int]) -> int:
+        return int(np.prod([sizes[label] for label in labels], dtype=np.int64))
+
+    perm_left = tuple(left.index(label) for label in batch + kept_left + contracted)
+    perm_right = tuple(right.index(label) for label in batch + contracted + kept_right)
+    b, m, k, n = size(batch), size(kept_left), size(contracted), size(kept_right)
+    middle = batch + kept_left + kept_right
+    middle_shape = tuple(sizes[label] for label in middle)
+    final = tuple(middle.index(label) for label in out)
+    identity = final == tuple(range(len(final)))
+    left_shape, right_shape = ((m, k), (k, n)) if b == 1 else ((b, m, k), (b, k, n))
+
+    def product(x: Array, y: Array, backend: str = "numpy") -> Array:
+        z = np.matmul(
+            x.transpose(perm_left).reshape(left_shape), y.transpose(perm_right).reshape(right_shape)
+        ).reshape(middle_shape)
+        return z if identity else z.transpose(final)
+
+    return product
 
 
 class Backend:

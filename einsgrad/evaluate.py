@@ -230,7 +230,13 @@ def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
     array = np.asarray(value)
     if meta.dtype is not None and array.dtype != meta.dtype and array.dtype.kind == meta.dtype.kind:
         array = array.astype(meta.dtype)
-    if not array.flags.writeable or any(np.may_share_memory(array, other) for other in taken):
+    # An array that owns its memory can only alias another by being it; only views need
+    # the (slower) overlap test.
+    if (
+        not array.flags.writeable
+        or any(array is other for other in taken)
+        or (array.base is not None and any(np.may_share_memory(array, o) for o in taken))
+    ):
         array = array.copy()
     return array
 
