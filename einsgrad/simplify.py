@@ -428,12 +428,7 @@ def _match(left: Sequence[Expr], right: Sequence[tuple[str, Expr]], skip: int) -
 
 def _broadcasts_into(x: Expr, y: Expr) -> bool:
     """True when ``x`` broadcast against ``y`` leaves ``y``'s shape unchanged."""
-    if x.shape is None or y.shape is None:
-        return False
-    try:
-        return tuple(np.broadcast_shapes(x.shape, y.shape)) == y.shape
-    except ValueError:
-        return False
+    return ops._covers(y, x)
 
 
 def _add(a: Expr, b: Expr) -> Expr:
@@ -488,38 +483,24 @@ def simplify(expr: Expr) -> Expr:
     The result is equal to ``expr`` for every input; it is usually smaller and cheaper.
     """
     from .autodiff import ORIGIN_VARIABLES
+    from .rewrite import rebuild
 
-    order = toposort([expr])
     uses: dict[Expr, int] = {}
-    for node in order:
+    for node in toposort([expr]):
         for child in node.children:
             uses[child] = uses.get(child, 0) + 1
-    rebuilt: dict[Expr, Expr] = {}
     shared: set[Expr] = set()
-    for node in order:
-        children = [rebuilt[c] for c in node.children]
-        new: Expr
-        if isinstance(node, Var | Const):
-            new = node
-        elif isinstance(node, Einsum):
-            like = rebuilt[node.like] if isinstance(node.like, Expr) else node.like
-            built = ops._einsum_node(node.spec, children, like)
-            new = fuse_einsum(built, shared) if isinstance(built, Einsum) else built
-        elif isinstance(node, Map):
-            new = _rebuild_map(node, children)
-        elif isinstance(node, Reduce):
-            new = Reduce(node.op, children[0], node.axes, node.shape)
-        elif isinstance(node, Size):
-            new = ops.size(rebuilt[node.arg], node.axes)
-        elif isinstance(node, Seed):
-            loss = rebuilt[node.loss]
-            new = Const(1.0) if loss.shape == () else Seed(loss)
-        else:  # pragma: no cover - every node kind is listed above
-            new = node
-        rebuilt[node] = new
+
+    def rewrite(node: Expr, new: Expr) -> Expr:
+        if isinstance(new, Einsum):
+            new = fuse_einsum(new, shared)
+        elif isinstance(new, Map):
+            new = _rebuild_map(new, list(new.args))
         if uses.get(node, 0) > 1:
             shared.add(new)
-    result = rebuilt[expr]
+        return new
+
+    (result,) = rebuild([expr], rewrite)
     origin = ORIGIN_VARIABLES.get(expr)
     if origin is not None:
         ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
