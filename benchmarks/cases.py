@@ -2,8 +2,8 @@
 
 A *family* (``quadratic-hessian``) is a factory from a problem size to a :class:`Case`,
 registered with the sizes its quick and full modes run. A case carries einsgrad's derivation
-(run once, outside the timed loop), the competitors and the performance goals that hold at
-its size.
+(run once, outside the timed loop, then compiled), the competitors and the performance goals
+that hold at its size.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ Arrays = Mapping[str, np.ndarray]
 Thunk = Callable[[], Any]
 
 # The modules whose import registers case families.
-CASE_MODULES = ("benchmarks.hessians",)
+CASE_MODULES = ("benchmarks.gradients", "benchmarks.hessians")
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,30 @@ class Impl:
 
 @dataclass(frozen=True)
 class Goal:
-    """A performance goal: ``competitor``'s median is at least ``ratio`` × einsgrad's."""
+    """A performance goal, of one of three kinds:
+
+    * ``"faster"``: ``competitor``'s median is at least ``ratio`` × einsgrad's; the measured
+      value is competitor / einsgrad (``Goal("jax", 30.0, "≥ 30× faster than jax")``);
+    * ``"at-most"``: einsgrad's median is at most ``ratio`` × ``competitor``'s; the measured
+      value is einsgrad / competitor (``at_most("numpy", 1.10, ...)``);
+    * ``"derivation"``: einsgrad's derivation + compilation takes at most ``ratio`` seconds
+      (``derivation_within(0.05, ...)``; ``competitor`` is unused).
+    """
 
     competitor: str
     ratio: float
     text: str
+    kind: str = "faster"
+
+
+def at_most(competitor: str, factor: float, text: str) -> Goal:
+    """einsgrad's median ≤ ``factor`` × ``competitor``'s (measured: einsgrad / competitor)."""
+    return Goal(competitor, factor, text, kind="at-most")
+
+
+def derivation_within(seconds: float, text: str) -> Goal:
+    """einsgrad's derivation + compilation (done once) takes at most ``seconds``."""
+    return Goal("derivation", seconds, text, kind="derivation")
 
 
 @dataclass(frozen=True)
@@ -51,10 +70,14 @@ class Case:
     size: str
     description: str
     inputs: Callable[[np.random.Generator], dict[str, np.ndarray]]
-    derive: Callable[[], Any]  # builds the einsgrad expression; evaluated as expr(**arrays)
+    # Builds einsgrad's expression, or a list/tuple of them (gradients); the harness
+    # compiles it with eg.compile and times f(**arrays). An einsgrad Compiled passes as is.
+    derive: Callable[[], Any]
     competitors: tuple[Impl, ...]
     goals: tuple[Goal, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    # The problem size on the x axis of the family's plot: (axis label, value).
+    scale: tuple[str, float] | None = None
     rtol: float = 1e-7
     atol: float = 1e-10
 

@@ -63,7 +63,12 @@ def anp() -> Any:
 
 
 def block(value: Any) -> Any:
-    """Wait for an asynchronously dispatched JAX result; other values pass through."""
+    """Wait for an asynchronously dispatched JAX result (an array, or a tuple or list of
+    them: every element is waited for); other values pass through."""
+    if isinstance(value, tuple | list):
+        for element in value:
+            block(element)
+        return value
     ready = getattr(value, "block_until_ready", None)
     return ready() if ready is not None else value
 
@@ -73,3 +78,11 @@ def as_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()  # type: ignore[no-any-return]
     return np.asarray(value)
+
+
+def as_arrays(value: Any) -> list[np.ndarray]:
+    """A result as a list of numpy arrays: a tuple or list (of gradients) element by element,
+    anything else as one array."""
+    if isinstance(value, tuple | list):
+        return [as_numpy(element) for element in value]
+    return [as_numpy(value)]

@@ -1,11 +1,18 @@
 """Timing and checking: run one case, every implementation under the same conditions.
 
-For each case: build the inputs; derive einsgrad's expression once (timed, outside the loop);
-make each competitor's call (setup outside the loop: jit wrappers, device transfers); make
-every first call (timed: JAX compiles there) and check each competitor's answer against
-einsgrad's; only then warm up and time. Calls are batched so one sample lasts about
-``target_sample`` seconds, and the samples of all implementations are taken round-robin so
-slow drifts of the machine hit all of them alike. Garbage collection is off during a sample.
+For each case: build the inputs; derive einsgrad's expression and compile it once (timed,
+outside the loop: ``eg.grad``/``eg.hessian``, ``eg.compile`` and the plan for the inputs'
+shapes); make each competitor's call (setup outside the loop: jit wrappers, device
+transfers); make every first call (timed: JAX compiles there) and check each competitor's
+answer against einsgrad's (a tuple of gradients element by element); only then warm up and
+time. Calls are batched so one sample lasts about ``target_sample`` seconds, and the samples
+of all implementations are taken round-robin so slow drifts of the machine hit all of them
+alike. Each round visits the implementations in a
+new (seeded) random order, and each sample follows an untimed re-warm of its implementation
+(``settle`` seconds of calls): a library's worker threads keep spinning for several
+milliseconds after its call (torch's OpenMP pool, OpenBLAS, XLA's Eigen pool), which on a
+2-core machine slows whichever call comes next, and threads that went to sleep are slow to
+wake. Garbage collection is off during a sample.
 """
 
 from __future__ import annotations
@@ -13,17 +20,28 @@ from __future__ import annotations
 import gc
 import math
 import os
+import random
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .cases import Arrays, Case, Impl, Thunk
-from .competitors import as_numpy
+import einsgrad as eg
+
+from .cases import Arrays, Case, Goal, Impl, Thunk
+from .competitors import as_arrays
 
 EINSGRAD = "einsgrad"
+
+# Reports how far a case has got: (fraction of the case done, 0 to 1; what runs now).
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, what: str) -> None:
+    pass
 
 
 class MismatchError(AssertionError):
@@ -41,10 +59,11 @@ class Settings:
     min_repeats: int
     max_repeats: int
     budget: float  # seconds of samples per implementation and case, within the repeat bounds
-    seed: int = 0
+    seed: int = 0  # of the inputs, and of the order of the implementations in each round
+    settle: float = 0.02  # seconds of untimed calls before each sample (see rewarm)
 
 
-QUICK = Settings("quick", 1, 0.05, 0.005, 3, 7, 0.5)
+QUICK = Settings("quick", 1, 0.05, 0.005, 3, 7, 0.5, settle=0.01)
 FULL = Settings("full", 3, 0.5, 0.05, 7, 31, 8.0)
 
 
@@ -96,10 +115,13 @@ class CaseResult:
 
     case: Case
     impls: dict[str, ImplResult] = field(default_factory=dict)
-    derive_seconds: float | None = None
+    derive_seconds: float | None = None  # building the expression (eg.grad, eg.hessian, ...)
+    compile_seconds: float | None = None  # eg.compile and planning for the inputs' shapes
     reference: str = EINSGRAD
     error: str | None = None
     background_cores: float | None = None  # CPUs other processes kept busy meanwhile
+    attempts: int = 1  # runs of the case (``--retry-noisy``); the quietest is kept
+    elapsed: float | None = None  # wall-clock seconds the case took (its last attempt)
 
     def median(self, name: str) -> float | None:
         impl = self.impls.get(name)
@@ -110,12 +132,34 @@ class CaseResult:
         ours, theirs = self.median(EINSGRAD), self.median(name)
         return theirs / ours if ours and theirs is not None else None
 
-    def goals(self) -> list[tuple[str, float | None, bool | None]]:
-        """Each goal's text, the measured ratio and whether it is met (None: not measured)."""
+    @property
+    def setup_seconds(self) -> float | None:
+        """einsgrad's one-time cost: derivation plus compilation."""
+        if self.derive_seconds is None or self.compile_seconds is None:
+            return None
+        return self.derive_seconds + self.compile_seconds
+
+    def measure(self, goal: Goal) -> float | None:
+        """The value a goal is judged on (see Goal); None if it was not measured."""
+        if goal.kind == "derivation":
+            return self.setup_seconds
+        ratio = self.ratio(goal.competitor)
+        if goal.kind == "at-most":
+            return None if not ratio else 1.0 / ratio
+        return ratio
+
+    def goals(self) -> list[tuple[Goal, float | None, bool | None]]:
+        """Each goal, the measured value and whether it is met (None: not measured)."""
         rows = []
         for goal in self.case.goals:
-            ratio = self.ratio(goal.competitor)
-            rows.append((goal.text, ratio, None if ratio is None else ratio >= goal.ratio))
+            value = self.measure(goal)
+            if value is None:
+                met = None
+            elif goal.kind == "faster":
+                met = value >= goal.ratio
+            else:
+                met = value <= goal.ratio
+            rows.append((goal, value, met))
         return rows
 
 
@@ -154,6 +198,20 @@ def warm_up(thunk: Thunk, settings: Settings) -> float:
     return fastest
 
 
+def rewarm(thunk: Thunk, estimate: float, settle: float) -> None:
+    """Call ``thunk`` untimed for at least ``settle`` seconds (at least once), so the next
+    sample starts with this library's threads awake and the previous library's spinning
+    threads (busy-waiting for more work after their call) gone quiet. A call longer than
+    ten times ``settle`` is not repeated: the disturbance is small beside it.
+    """
+    if settle <= 0 or estimate > 10 * settle:
+        return
+    start = time.perf_counter()
+    thunk()
+    while time.perf_counter() - start < settle:
+        thunk()
+
+
 def plan(estimate: float, settings: Settings) -> tuple[int, int]:
     """Calls per sample and number of samples for a call estimated at ``estimate`` seconds."""
     number = max(1, math.ceil(settings.target_sample / max(estimate, 1e-9)))
@@ -163,16 +221,36 @@ def plan(estimate: float, settings: Settings) -> tuple[int, int]:
 
 
 def time_round_robin(
-    thunks: dict[str, Thunk], first_calls: dict[str, float], settings: Settings
+    thunks: dict[str, Thunk],
+    first_calls: dict[str, float],
+    settings: Settings,
+    progress: Progress = _no_progress,
 ) -> dict[str, Timing]:
-    """Warm each call up, then take the samples of all calls round-robin."""
-    plans = {name: plan(warm_up(thunk, settings), settings) for name, thunk in thunks.items()}
+    """Warm each call up, then take the samples of all calls round-robin.
+
+    Each round takes one sample of every implementation, in a shuffled order, each after a
+    re-warm (see rewarm). ``progress`` hears of it: warming up is the first fifth of the
+    work, the rounds the rest.
+    """
+    plans = {}
+    estimates = {}
+    for done, (name, thunk) in enumerate(thunks.items()):
+        progress(0.2 * done / len(thunks), f"warming up {name}")
+        estimates[name] = warm_up(thunk, settings)
+        plans[name] = plan(estimates[name], settings)
     timings = {name: Timing(number, [], first_calls[name]) for name, (number, _) in plans.items()}
-    for round_ in range(max(repeats for _, repeats in plans.values())):
-        for name, thunk in thunks.items():
+    rounds = max(repeats for _, repeats in plans.values())
+    order = list(thunks)
+    shuffler = random.Random(settings.seed)
+    for round_ in range(rounds):
+        progress(0.2 + 0.8 * round_ / rounds, f"round {round_ + 1}/{rounds}")
+        shuffler.shuffle(order)
+        for name in order:
             number, repeats = plans[name]
             if round_ < repeats:
-                timings[name].samples.append(sample(thunk, number))
+                rewarm(thunks[name], estimates[name], settings.settle)
+                timings[name].samples.append(sample(thunks[name], number))
+    progress(1.0, "done")
     return timings
 
 
@@ -222,35 +300,58 @@ def wait_for_quiet(timeout: float, threshold: float = 0.15, window: float = 0.5)
 # --- checking -----------------------------------------------------------------------------
 
 
-def check(case: Case, name: str, value: Any, reference_name: str, reference: np.ndarray) -> None:
-    """Raise MismatchError unless ``value`` equals the reference in shape, dtype and values."""
-    got = as_numpy(value)
+def check(
+    case: Case, name: str, value: Any, reference_name: str, reference: list[np.ndarray]
+) -> None:
+    """Raise MismatchError unless ``value`` equals the reference in shape, dtype and values.
+
+    A tuple of results (gradients) is compared element by element, in order.
+    """
+    got_all = as_arrays(value)
     where = f"{case.name} ({case.size}): {name} vs {reference_name}"
-    if got.shape != reference.shape:
-        raise MismatchError(f"{where}: shape {got.shape} != {reference.shape}")
-    if got.dtype != reference.dtype:
-        raise MismatchError(f"{where}: dtype {got.dtype} != {reference.dtype}")
-    if not np.allclose(got, reference, rtol=case.rtol, atol=case.atol):
-        worst = float(np.max(np.abs(got - reference)))
-        raise MismatchError(
-            f"{where}: values differ (max |Δ| = {worst:.3g}, rtol={case.rtol}, atol={case.atol})"
-        )
+    if len(got_all) != len(reference):
+        raise MismatchError(f"{where}: {len(got_all)} results != {len(reference)}")
+    for k, (got, expected) in enumerate(zip(got_all, reference, strict=True)):
+        at = f"{where}, result {k}" if len(reference) > 1 else where
+        if got.shape != expected.shape:
+            raise MismatchError(f"{at}: shape {got.shape} != {expected.shape}")
+        if got.dtype != expected.dtype:
+            raise MismatchError(f"{at}: dtype {got.dtype} != {expected.dtype}")
+        if not np.allclose(got, expected, rtol=case.rtol, atol=case.atol):
+            worst = float(np.max(np.abs(got - expected)))
+            raise MismatchError(
+                f"{at}: values differ (max |Δ| = {worst:.3g}, rtol={case.rtol}, atol={case.atol})"
+            )
 
 
 # --- running a case -----------------------------------------------------------------------
 
 
 def _einsgrad(case: Case, arrays: Arrays, result: CaseResult) -> Thunk | None:
-    """Derive einsgrad's expression (timed once) and return its evaluation call."""
+    """Derive and compile einsgrad's expression (each timed, once); return the call to time.
+
+    Compiling is ``eg.compile`` plus building the program for the inputs' shapes and dtypes
+    (``f.plan``), which a first call would otherwise do.
+    """
+    label = "f(**arrays), f = eg.compile(...)"
     try:
         start = time.perf_counter()
-        expr = case.derive()
+        derived = case.derive()
         result.derive_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        if isinstance(derived, eg.Compiled):
+            compiled = derived
+        else:
+            compiled = eg.compile(list(derived) if isinstance(derived, list | tuple) else derived)
+        shapes = {name: array.shape for name, array in arrays.items()}
+        dtypes = {array.dtype for array in arrays.values()}
+        compiled.plan(dtypes.pop() if len(dtypes) == 1 else np.float64, **shapes)
+        result.compile_seconds = time.perf_counter() - start
     except Exception as error:  # reported, and the competitors still run against numpy
-        result.impls[EINSGRAD] = ImplResult(EINSGRAD, "expr(**arrays)", skipped=_describe(error))
+        result.impls[EINSGRAD] = ImplResult(EINSGRAD, label, skipped=_describe(error))
         return None
-    result.impls[EINSGRAD] = ImplResult(EINSGRAD, "expr(**arrays)")
-    return lambda: expr(**arrays)
+    result.impls[EINSGRAD] = ImplResult(EINSGRAD, label)
+    return lambda: compiled(**arrays)
 
 
 def _competitor(impl: Impl, arrays: Arrays, result: CaseResult) -> Thunk | None:
@@ -265,42 +366,56 @@ def _competitor(impl: Impl, arrays: Arrays, result: CaseResult) -> Thunk | None:
         return None
 
 
-def run_case(case: Case, settings: Settings) -> CaseResult:
-    """Check every implementation against einsgrad, then time them all."""
+def run_case(case: Case, settings: Settings, progress: Progress = _no_progress) -> CaseResult:
+    """Check every implementation against einsgrad, then time them all.
+
+    ``progress`` hears how far the case has got: the setup and the checked first calls are
+    its first tenth, the timing the rest.
+    """
     result = CaseResult(case)
+    started = time.perf_counter()
     meter = BackgroundMeter()
+    progress(0.0, "deriving")
     arrays = case.inputs(np.random.default_rng(settings.seed))
     thunks: dict[str, Thunk] = {}
     ours = _einsgrad(case, arrays, result)
     if ours is not None:
         thunks[EINSGRAD] = ours
     for impl in case.competitors:
+        progress(0.02, f"setting up {impl.name}")
         thunk = _competitor(impl, arrays, result)
         if thunk is not None:
             thunks[impl.name] = thunk
     try:
-        first_calls = _check_all(case, thunks, result)
-        for name, timing in time_round_robin(thunks, first_calls, settings).items():
+        first_calls = _check_all(case, thunks, result, lambda f, what: progress(0.05 * f, what))
+        timed = time_round_robin(
+            thunks, first_calls, settings, lambda f, what: progress(0.1 + 0.9 * f, what)
+        )
+        for name, timing in timed.items():
             result.impls[name].timing = timing
     except Exception as error:  # a mismatch or a crash: the case reports an error, no timings
         result.error = _describe(error)
         if not isinstance(error, MismatchError):
             result.error += "\n" + traceback.format_exc(limit=-3)
     result.background_cores = meter.stop()
+    result.elapsed = time.perf_counter() - started
     return result
 
 
-def _check_all(case: Case, thunks: dict[str, Thunk], result: CaseResult) -> dict[str, float]:
+def _check_all(
+    case: Case, thunks: dict[str, Thunk], result: CaseResult, progress: Progress = _no_progress
+) -> dict[str, float]:
     """Make every first call and check it against the reference; return the first-call times.
 
     The reference is einsgrad's answer; without einsgrad, the first competitor's (numpy).
     """
     first_calls: dict[str, float] = {}
-    reference_name, reference = "", np.empty(0)
-    for name, thunk in thunks.items():
+    reference_name, reference = "", []
+    for done, (name, thunk) in enumerate(thunks.items()):
+        progress(done / len(thunks), f"first call of {name}")
         value, first_calls[name] = timed_call(thunk)
         if not reference_name:
-            reference_name, reference = name, as_numpy(value)
+            reference_name, reference = name, as_arrays(value)
             result.reference = name
         else:
             check(case, name, value, reference_name, reference)

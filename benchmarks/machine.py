@@ -128,13 +128,17 @@ def libraries() -> dict[str, Any]:
 
 
 def git_revision() -> str | None:
-    """The checkout's commit, with ``+dirty`` when the working tree has changes."""
+    """The checkout's commit, with ``+dirty`` when einsgrad's own files have changes (edits
+    to the benchmarks or the tests do not change what is measured)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--", "einsgrad", "pyproject.toml"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except OSError:
         return None
@@ -177,3 +181,20 @@ def summary(machine: dict[str, Any]) -> str:
     parts.append(f"autograd {libs['autograd']}")
     parts.append(f"thread variables: {threads or 'none set'}")
     return "; ".join(parts) + "."
+
+
+def short_summary(machine: dict[str, Any], mode: str) -> str:
+    """One line for a plot: mode, date, CPU, einsgrad's commit and the libraries' versions."""
+    cpu_info, libs = machine["cpu"], machine["libraries"]
+    parts = [
+        f"{mode} mode, {machine['date'][:10]}",
+        f"{cpu_info['model']} ({cpu_info.get('usable_cpus')} CPUs)",
+        f"einsgrad @ {libs['einsgrad']['git']}",
+        f"numpy {libs['numpy']}",
+    ]
+    if "jax" in libs:
+        parts.append(f"jax {libs['jax']['version']}")
+    if "torch" in libs:
+        parts.append(f"torch {libs['torch']['version']}")
+    parts.append(f"autograd {libs['autograd']}; float64")
+    return ", ".join(parts)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cases import Goal
 from .harness import EINSGRAD, CaseResult, ImplResult, Settings
 from .machine import usable_cpus
 
@@ -53,10 +54,18 @@ def _cell(result: CaseResult, name: str) -> str:
     return fmt_time(result.median(name))
 
 
+def groups(results: Sequence[CaseResult]) -> dict[str, list[CaseResult]]:
+    """The results by group, groups and results in run order."""
+    found: dict[str, list[CaseResult]] = {}
+    for result in results:
+        found.setdefault(result.case.group, []).append(result)
+    return found
+
+
 def summary_table(results: Sequence[CaseResult]) -> str:
     """One row per case and size: medians, and each competitor's ratio to einsgrad."""
     names = competitor_names(results)
-    header = ["case", "size", "einsgrad", "derivation"]
+    header = ["case", "size", "einsgrad", "derive + compile"]
     for name in names:
         header += [name, f"{name}/einsgrad"]
     lines = [_row(header), _row(["---"] * 2 + ["---:"] * (len(header) - 2))]
@@ -70,7 +79,7 @@ def summary_table(results: Sequence[CaseResult]) -> str:
             result.case.name,
             result.case.size,
             _cell(result, EINSGRAD),
-            fmt_time(result.derive_seconds),
+            fmt_time(result.setup_seconds),
         ]
         for name in names:
             cells += [_cell(result, name), fmt_ratio(result.ratio(name))]
@@ -110,14 +119,25 @@ def _detail(result: CaseResult, name: str, impl: ImplResult) -> list[str]:
     ]
 
 
+def fmt_goal(goal: Goal, value: float | None) -> str:
+    """The measured value of a goal, saying what it is: a ratio of medians, or a time."""
+    if goal.kind == "derivation":
+        return fmt_time(value)
+    if goal.kind == "at-most":
+        return f"einsgrad/{goal.competitor} = {fmt_ratio(value)}"
+    return f"{goal.competitor}/einsgrad = {fmt_ratio(value)}"
+
+
 def goals_table(results: Sequence[CaseResult]) -> str | None:
-    """The performance goals of the cases run, with the measured ratio; None if there are none."""
+    """The performance goals of the cases run, with the measured value; None if there are none."""
     lines = [_row(["case", "size", "goal", "measured", "met"]), _row(["---"] * 3 + ["---:"] * 2)]
     for result in results:
-        for text, ratio, met in result.goals():
+        for goal, value, met in result.goals():
             verdict = "—" if met is None else ("yes" if met else "**no**")
             lines.append(
-                _row([result.case.name, result.case.size, text, fmt_ratio(ratio), verdict])
+                _row(
+                    [result.case.name, result.case.size, goal.text, fmt_goal(goal, value), verdict]
+                )
             )
     return "\n".join(lines) if len(lines) > 2 else None
 
@@ -128,13 +148,14 @@ def markdown(results: Sequence[CaseResult], settings: Settings, machine_line: st
         f"## einsgrad benchmarks ({settings.mode} mode)",
         "",
         "Medians of seconds per call (steady state). `X/einsgrad` is X's median over "
-        "einsgrad's, measured in the same run: above 1, einsgrad is faster. `derivation` is "
-        "einsgrad building the expression, once, outside the timed loop. In the details, "
-        "`samples` is repeats × calls per sample and `first call` the cold call (JAX compiles "
-        "there).",
-        "",
-        summary_table(results),
+        "einsgrad's, measured in the same run: above 1, einsgrad is faster. `derive + compile` "
+        "is einsgrad deriving the expression (`eg.grad`, `eg.hessian`, ...) and compiling it "
+        "(`eg.compile` and its plan for the inputs' shapes), once, outside the timed loop. In "
+        "the details, `samples` is repeats × calls per sample and `first call` the cold call "
+        "(JAX compiles there).",
     ]
+    for group, members in groups(results).items():
+        parts += ["", f"### {group}", "", summary_table(members)]
     goals = goals_table(results)
     if goals:
         parts += ["", "### Goals", "", goals]
@@ -148,9 +169,18 @@ def markdown(results: Sequence[CaseResult], settings: Settings, machine_line: st
     return "\n".join(parts)
 
 
+def noisy_threshold() -> float:
+    """CPUs other processes may keep busy before a case counts as noisy: NOISY, plus the
+    CPUs this process may not run on (taskset), which others may use freely."""
+    return NOISY + (os.cpu_count() or 1) - usable_cpus()
+
+
+def is_noisy(result: CaseResult) -> bool:
+    return result.background_cores is not None and result.background_cores > noisy_threshold()
+
+
 def _notes(results: Sequence[CaseResult]) -> list[str]:
-    # Other processes may use the CPUs this process is not allowed on (taskset) freely.
-    noisy = NOISY + (os.cpu_count() or 1) - usable_cpus()
+    noisy = noisy_threshold()
     notes = []
     for result in results:
         where = f"{result.case.name} ({result.case.size})"
@@ -163,6 +193,11 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
             notes.append(
                 f"- {where}: other processes kept {result.background_cores:.2f} CPUs busy on "
                 "average meanwhile; its timings are noisy (multi-threaded ones most)"
+            )
+        if result.attempts > 1:
+            notes.append(
+                f"- {where}: run {result.attempts} times because other processes were busy; "
+                "the quietest run is reported"
             )
         if result.reference != EINSGRAD and result.error is None:
             notes.append(f"- {where}: answers checked against {result.reference}, not einsgrad")
@@ -196,8 +231,11 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "params": case.params,
         "description": case.description,
         "derivation_s": result.derive_seconds,
+        "compile_s": result.compile_seconds,
         "reference": result.reference,
         "background_cpus": result.background_cores,
+        "attempts": result.attempts,
+        "elapsed_s": result.elapsed,
         "error": result.error,
         "implementations": {
             name: {
@@ -209,16 +247,34 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
             for name, impl in result.impls.items()
         },
         "goals": [
-            {"goal": text, "ratio": ratio, "met": met} for text, ratio, met in result.goals()
+            {
+                "goal": goal.text,
+                "kind": goal.kind,
+                "competitor": goal.competitor,
+                "limit": goal.ratio,
+                "measured": value,
+                "met": met,
+            }
+            for goal, value, met in result.goals()
         ],
     }
 
 
-def default_path(results: Sequence[CaseResult], settings: Settings, selected: bool) -> Path:
+def default_path(group: str, settings: Settings, selected: bool) -> Path:
     """``results/<group>-<mode>.json``; a run of selected cases gets a ``-selected`` suffix."""
-    groups = sorted({result.case.group for result in results}) or ["none"]
-    stem = "+".join(groups) + f"-{settings.mode}" + ("-selected" if selected else "")
-    return RESULTS / f"{stem}.json"
+    return RESULTS / f"{group}-{settings.mode}{'-selected' if selected else ''}.json"
+
+
+def outputs(
+    results: Sequence[CaseResult], settings: Settings, out: Path | None, selected: bool
+) -> dict[Path, list[CaseResult]]:
+    """Where the JSON goes: every result to ``out`` if given, else one file per group."""
+    if out is not None:
+        return {out: list(results)}
+    return {
+        default_path(group, settings, selected): members
+        for group, members in groups(results).items()
+    }
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
