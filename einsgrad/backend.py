@@ -133,6 +133,16 @@ def _matmul_plan(
     identity = final == tuple(range(len(final)))
     left_shape, right_shape = ((m, k), (k, n)) if b == 1 else ((b, m, k), (b, k, n))
 
+    if not batch and len(kept_left) == 1 and len(kept_right) == 1 and len(contracted) == 1:
+        # A plain matrix product: transposes are views BLAS reads directly.
+        flip_left, flip_right = perm_left != (0, 1), perm_right != (0, 1)
+
+        def matrix_product(x: Array, y: Array, backend: str = "numpy") -> Array:
+            z = np.matmul(x.T if flip_left else x, y.T if flip_right else y)
+            return z if identity else z.T
+
+        return matrix_product
+
     def product(x: Array, y: Array, backend: str = "numpy") -> Array:
         z = np.matmul(
             x.transpose(perm_left).reshape(left_shape), y.transpose(perm_right).reshape(right_shape)
