@@ -29,6 +29,7 @@ class _Walk:
     """The nodes to visit for some outputs, in order, and which need values."""
 
     outputs: tuple[Expr, ...]  # the requested outputs, n-ary einsums split into trees
+    names: tuple[str, ...]  # the variables' names, sorted: the order of a shape signature
     order: tuple[Expr, ...]
     index: dict[Expr, int]
     needs_value: frozenset[Expr]
@@ -45,7 +46,7 @@ def _walk(requested: tuple[Expr, ...]) -> _Walk:
     variables = variables_by_name(order)
     needs_value = frozenset(toposort(outputs, references=False))
     index = {node: i for i, node in enumerate(order)}
-    return _Walk(outputs, order, index, needs_value, variables)
+    return _Walk(outputs, tuple(sorted(variables)), order, index, needs_value, variables)
 
 
 def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]) -> None:
@@ -184,18 +185,17 @@ def run(
     runner = get_backend("numpy")
     walk = _walk(outputs)
     bound = _bind(walk, outputs, arrays, runner)
-    signature = tuple(
-        (name, tuple(int(n) for n in array.shape), array.dtype.str)
-        for name, array in sorted(bound.items())
-    )
+    signature = tuple((name, bound[name].shape, bound[name].dtype.str) for name in walk.names)
     metas, program = _prepared(walk, signature, optimize)
     _check_memory(walk, signature, metas)
     values = program.run(bound)
+    # Never hand out the caller's arrays, views of them, or one array twice.
+    taken = list(bound.values())
     results: list[Any] = []
-    for out, value in zip(walk.outputs, values, strict=True):
-        # Never hand out the caller's arrays, views of them, or one array twice.
-        taken = [*bound.values(), *results]
-        results.append(_finish(value, metas[walk.index[out]], taken))
+    for slot, value in zip(program.outputs, values, strict=True):
+        result = _finish(value, metas[slot], taken)
+        results.append(result)
+        taken.append(result)
     return tuple(results)
 
 
