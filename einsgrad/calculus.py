@@ -31,13 +31,14 @@ from typing import Any, Literal
 import numpy as np
 
 from . import ops
-from .autodiff import ORIGIN_VARIABLES, cotangents, grad, variables_by_name
+from .autodiff import ORIGIN_VARIABLES, _target, cotangents, grad, variables_by_name
 from .errors import GradError, ShapeError
 from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, reaching, toposort
 from .limits import format_bytes as _format_bytes
 from .limits import get_memory_limit, guard, memory_limit, set_memory_limit
 from .limits import limit_for as _limit_for
 from .printing import short_name
+from .program import array_operands
 from .simplify import simplify
 from .spec import parse_spec, resolve
 
@@ -123,11 +124,7 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
         total += size * itemsize
         if isinstance(node, Einsum):
             resolved = node.resolved(children, refs)
-            arrays = tuple(
-                k
-                for k, op in enumerate(node.operands)
-                if not (isinstance(op, Const) and op.is_scalar)
-            )
+            arrays = array_operands(node, children)
             shapes_in = tuple(children[k].shape for k in arrays)
             einsum_flops, intermediate = plan_info(resolved, shapes_in, arrays)
             flops += einsum_flops + (0 if resolved.is_plain else size)
@@ -145,17 +142,8 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
 
 
 def _resolve_variable(expr: Expr, item: Any) -> Var:
-    by_name = variables_by_name(toposort([expr]))
-    if isinstance(item, str):
-        if item not in by_name:
-            known = ", ".join(sorted(by_name)) or "none"
-            raise GradError(
-                f"{item!r} is not a variable of the expression (its variables: {known})"
-            )
-        return by_name[item]
-    if isinstance(item, Var):
-        return item
-    raise GradError(f"expected a variable or a variable's name, got {type(item).__name__}")
+    """The variable ``item`` names; one the expression lacks is allowed (its result is zero)."""
+    return _target(item, variables_by_name(toposort([expr])), allow_unused=True)
 
 
 def _mark(result: Expr, source: Expr, *extra: Var) -> Expr:

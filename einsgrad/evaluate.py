@@ -19,7 +19,7 @@ from .backend import get_backend
 from .errors import ShapeError
 from .ir import Expr, Meta, Var, toposort
 from .limits import get_memory_limit, guard
-from .program import Plan, Program, build
+from .program import Plan, Program, array_operands, build
 
 __all__ = ["evaluate"]
 
@@ -281,17 +281,11 @@ def _peak(
             children = [metas[walk.index[c]] for c in node.children]
             refs = [metas[walk.index[r]] for r in node.references]
             resolved = node.resolved(children, refs)
-            arrays = tuple(k for k, op in enumerate(node.operands) if not _is_number(op))
+            arrays = array_operands(node, children)
             _, largest = plan_info(resolved, tuple(children[k].shape for k in arrays), arrays)
             if largest * itemsize > best[0]:
                 best = (largest * itemsize, node, (largest,))
     return best
-
-
-def _is_number(node: Expr) -> bool:
-    from .ir import Const
-
-    return isinstance(node, Const) and node.is_scalar
 
 
 # The peak of each (walk, signature) once known, so a call under a generous limit is free.

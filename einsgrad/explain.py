@@ -28,7 +28,7 @@ from . import ops
 from .autodiff import grad, variable_of, variables_by_name
 from .calculus import vjp
 from .errors import GradError, ShapeError
-from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var, reaching, toposort
+from .ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
 from .notation import Factor, IndexTerm, _number, index_label, matrix_form
 from .parse import parse_expr
 from .printing import to_text
@@ -533,21 +533,15 @@ def _op_title(node: Map) -> str:
 
 
 def _count_of(node: Expr) -> int | None:
-    if isinstance(node, Const) and node.is_scalar and float(node.value).is_integer():
-        return int(node.value)
-    if isinstance(node, Size):
-        return None
-    return None
+    """The whole-number divisor of a mean, if ``node`` is one."""
+    value = _scalar_value(node)
+    return int(value) if value is not None and value.is_integer() else None
 
 
 def _scalar_value(node: Expr) -> float | None:
     if isinstance(node, Const) and node.is_scalar and not isinstance(node.value, complex):
         return float(node.value)
     return None
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() else f"{value:.6g}"
 
 
 def _broadcast_line(child: Expr, node: Expr, target: str, out_name: str) -> str:

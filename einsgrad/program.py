@@ -19,7 +19,7 @@ import numpy as np
 from .backend import Backend, contraction, plan_info
 from .ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
 
-__all__ = ["Plan", "PlanStep", "Program", "build"]
+__all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,11 @@ class Program:
             for old in freed:
                 values[old] = None
         return [values[slot] for slot in self.outputs]
+
+
+def array_operands(node: Einsum, metas: Sequence[Meta]) -> tuple[int, ...]:
+    """Positions of ``node``'s operands that are arrays (the rest are plain numbers)."""
+    return tuple(k for k, op in enumerate(node.operands) if not _is_number(op, metas[k]))
 
 
 def _is_number(node: Expr, meta: Meta) -> bool:
@@ -196,9 +201,8 @@ def _einsum_step(
     refs = [metas[index[r]] for r in node.references]
     resolved = node.resolved(children, refs)
     meta = metas[index[node]]
-    numbers_at = [_is_number(op, children[k]) for k, op in enumerate(node.operands)]
-    arrays = tuple(k for k, number in enumerate(numbers_at) if not number)
-    numbers = tuple(reads[k] for k, number in enumerate(numbers_at) if number)
+    arrays = array_operands(node, children)
+    numbers = tuple(reads[k] for k in range(len(node.operands)) if k not in arrays)
     array_reads = tuple(reads[k] for k in arrays)
     dtype = meta.dtype or np.dtype(np.float64)
     expand = None if resolved.is_plain else backend.expand
