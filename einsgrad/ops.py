@@ -373,6 +373,11 @@ def _is_scalar(e: Expr, value: float) -> bool:
     return isinstance(e, Const) and e.is_scalar and e.value == value
 
 
+def _is_number(e: Expr) -> bool:
+    """True for a plain-number constant (weakly typed, so it folds with another)."""
+    return isinstance(e, Const) and bool(e.is_scalar)
+
+
 def add(a: Any, b: Any) -> Expr:
     """``a + b`` with numpy broadcasting."""
     left, right = as_expr(a), as_expr(b)
@@ -428,7 +433,13 @@ def multiply(a: Any, b: Any) -> Expr:
         # cotangent of a sum (ones) times G is G, with no array of ones made.
         value = filled_value(x) if isinstance(x, Einsum) else None
         if value is not None and _covers(y, x):
-            return y if value == 1.0 else _map("multiply", Const(value), y)
+            return y if value == 1.0 else multiply(Const(value), y)
+        # c · (d · y) is (cd) · y: a mean's 1/B times a square's 2 becomes one factor (often
+        # 1, and gone) instead of two passes over y.
+        if _is_number(x) and isinstance(y, Map) and y.op.name == "multiply":
+            for inner, rest in ((y.args[0], y.args[1]), (y.args[1], y.args[0])):
+                if _is_number(inner):
+                    return multiply(_map("multiply", x, inner), rest)
     if _is_scalar(right, 1) and left.shape is not None:
         return left
     if _is_scalar(left, 1) and right.shape is not None:
