@@ -27,6 +27,7 @@ import pytest
 from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite_difference
 
 import einsgrad as eg
+from einsgrad.ir import Map
 from einsgrad.primitives import ELEMENTWISE, REDUCTIONS
 
 RTOL = 1e-5
@@ -214,6 +215,34 @@ def test_elementwise_forward_shape_and_value(case: OpCase) -> None:
     expected = np.asarray(case.ref(*arrays.values()))
     assert value.shape == expected.shape
     np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES.values(), ids=lambda c: c.name)
+def test_elementwise_forward_makes_a_new_array(case: OpCase) -> None:
+    """Programs hand a step's result to the caller as it is when the step made it."""
+    shapes = case.shapes[min(1, len(case.shapes) - 1)]
+    arrays = _inputs(case, shapes, seed=4)
+    node = case.build(*(eg.var(name) for name in arrays))
+    assert isinstance(node, Map) and node.op is ELEMENTWISE[case.name]
+    args = [arrays[a.name] if isinstance(a, eg.Var) else a.value for a in node.args]
+    result = node.op.forward(np, *args)
+    for given in args:
+        assert result is not given
+        assert not np.shares_memory(result, given)
+
+
+def test_products_of_numbers_fold() -> None:
+    X = eg.var("X", (3,))
+    assert 0.5 * (2 * X) is X
+    assert 3 * (X * 2) is 6.0 * X
+    assert (2 * X) * 0.25 is 0.5 * X
+    np.testing.assert_allclose((3 * (X * 2))(X=np.arange(3.0)), [0.0, 6.0, 12.0])
+    # The seed layer: the mean's 1/B and the square's 2 cancel, leaving relu(Y)·[Y > 0].
+    W, b = eg.var("W", (3, 5)), eg.var("b", (5,))
+    Xb = eg.var("Xb", (2, 3))
+    loss = eg.mean(eg.sum(eg.relu(Xb @ W + b) ** 2, axis=1))
+    plan = eg.compile(list(eg.grad(loss, [W, Xb, b]))).plan()
+    assert [step.operation for step in plan.steps].count("multiply") == 1
 
 
 @pytest.mark.parametrize(("case", "shapes"), _op_params())
