@@ -72,15 +72,20 @@ def contraction(
     """The planned (and cached) contraction of a resolved einsum's arrays.
 
     On numpy, opt_einsum's per-call dispatch (tens of microseconds) is skipped where a
-    direct call does the same work: a two-array contraction without diagonals becomes one
-    ``numpy.matmul`` of transposed and reshaped operands (the GEMM opt_einsum would call),
-    and a small one-or-two-array contraction one ``numpy.einsum`` call. Everything else
-    goes through the planned opt_einsum expression.
+    direct call does the same work: a sum over axes of one array becomes one
+    ``numpy.add.reduce``, a two-array contraction without diagonals one ``numpy.matmul``
+    (``numpy.dot`` for plain matrices) of transposed and reshaped operands (the GEMM
+    opt_einsum would call), and a small one-or-two-array contraction one ``numpy.einsum``
+    call. Everything else goes through the planned opt_einsum expression.
     """
     planned, flops, _ = _planned(resolved, shapes, array_operands, optimize)
     if backend != "numpy":
-        return planned
+        return functools.partial(planned, backend=backend)
     terms = [resolved.inputs[k] for k in array_operands]
+    if len(terms) == 1:
+        direct = _sum_plan(terms[0], resolved.core)
+        if direct is not None:
+            return direct
     if len(terms) == 2:
         direct = _matmul_plan(terms[0], terms[1], resolved.core, resolved.sizes)
         if direct is not None:
@@ -89,11 +94,30 @@ def contraction(
         spec = ",".join(_symbols(t) for t in terms) + "->" + _symbols(resolved.core)
         if spec.isascii():
 
-            def small(*arrays: Array, backend: str = "numpy") -> Array:
+            def small(*arrays: Array) -> Array:
                 return np.einsum(spec, *arrays)
 
             return small
-    return planned
+    return functools.partial(planned, backend=backend)
+
+
+def _sum_plan(term: tuple[int, ...], out: tuple[int, ...]) -> Callable[..., Array] | None:
+    """``einsum(term->out)`` as ``numpy.add.reduce`` over the dropped axes, if it is one.
+
+    It is when the labels are distinct and ``out`` keeps the others in their order;
+    numpy's reduction sums pairwise, and its call costs half of ``numpy.einsum``'s.
+    """
+    if len(set(term)) != len(term) or len(out) == len(term):
+        return None
+    kept = [label for label in term if label in out]
+    if kept != list(out):
+        return None
+    axes = tuple(axis for axis, label in enumerate(term) if label not in out)
+
+    def summed(x: Array) -> Array:
+        return np.add.reduce(x, axis=axes)
+
+    return summed
 
 
 #: Below this many FLOPs a small numpy contraction is one numpy.einsum call.
@@ -137,13 +161,21 @@ def _matmul_plan(
         # A plain matrix product: transposes are views BLAS reads directly.
         flip_left, flip_right = perm_left != (0, 1), perm_right != (0, 1)
 
-        def matrix_product(x: Array, y: Array, backend: str = "numpy") -> Array:
-            z = np.matmul(x.T if flip_left else x, y.T if flip_right else y)
-            return z if identity else z.T
+        # numpy.dot is numpy.matmul on 2-D arrays (the same GEMM) with less call overhead.
+        if identity:
+
+            def matrix_product(x: Array, y: Array) -> Array:
+                return np.dot(x.T if flip_left else x, y.T if flip_right else y)
+
+        else:
+            # (x y)ᵀ = yᵀ xᵀ: the result comes out in the output's order, a fresh array.
+
+            def matrix_product(x: Array, y: Array) -> Array:
+                return np.dot(y if flip_right else y.T, x if flip_left else x.T)
 
         return matrix_product
 
-    def product(x: Array, y: Array, backend: str = "numpy") -> Array:
+    def product(x: Array, y: Array) -> Array:
         z = np.matmul(
             x.transpose(perm_left).reshape(left_shape), y.transpose(perm_right).reshape(right_shape)
         ).reshape(middle_shape)

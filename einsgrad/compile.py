@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ShapeError
+from .evaluate import _walk, run
 from .evaluate import plan as _plan
-from .evaluate import run
 from .ir import Expr
 from .program import Plan
 
@@ -33,11 +33,12 @@ class Compiled:
             if not isinstance(out, Expr):
                 raise TypeError(f"compile takes einsgrad expressions, got {type(out).__name__}")
         self.optimize = optimize
+        self._walk = _walk(self.outputs)
 
     def __call__(self, mapping: Mapping[str, Any] | None = None, /, **arrays: Any) -> Any:
         if mapping is not None:
             arrays = {**mapping, **arrays}
-        results = run(self.outputs, arrays, self.optimize)
+        results = run(self.outputs, arrays, self.optimize, self._walk)
         return results[0] if self.single else results
 
     def plan(self, dtype: Any = np.float64, **shapes: Sequence[int]) -> Plan:

@@ -23,7 +23,17 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
-_local = threading.local()
+
+
+class _Blocks(threading.local):
+    """Each thread's stack of ``memory_limit`` blocks (an attribute every thread has, so
+    reading it never raises: get_memory_limit runs on every call of a compiled program)."""
+
+    def __init__(self) -> None:
+        self.stack: list[int | None] = []
+
+
+_local = _Blocks()
 _global_limit: list[int | None] = [DEFAULT_MEMORY_LIMIT]
 
 
@@ -34,15 +44,14 @@ def set_memory_limit(limit: int | None) -> None:
 
 def get_memory_limit() -> int | None:
     """The memory limit in force here: the innermost :func:`memory_limit`, else the global one."""
-    stack: list[int | None] = getattr(_local, "stack", [])
+    stack = _local.stack
     return stack[-1] if stack else _global_limit[0]
 
 
 @contextlib.contextmanager
 def memory_limit(limit: int | None) -> Iterator[None]:
     """Within the ``with`` block (this thread), use ``limit`` bytes as the memory limit."""
-    stack: list[int | None] = getattr(_local, "stack", [])
-    _local.stack = stack
+    stack = _local.stack
     stack.append(check_limit(limit))
     try:
         yield

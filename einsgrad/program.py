@@ -10,6 +10,7 @@ is then a loop of calls, with no graph walking, hashing or planning per call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,28 +54,46 @@ class Plan:
         return "\n".join(lines)
 
 
-Step = tuple[int, Callable[[list[Any]], Any], tuple[int, ...]]
+# (slot, function of the values it reads, the slots it reads, slots to free afterwards)
+Step = tuple[int, Callable[..., Any], tuple[int, ...], tuple[int, ...]]
+
+#: Programs whose arrays are all smaller than this keep every value to the end: freeing
+#: saves no memory worth the bookkeeping, which costs more than a tiny step's arithmetic.
+RELEASE_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
 class Program:
-    """Steps ``(slot, function of the value list, slots it reads)`` and what to free when."""
+    """Steps and constants in slots of one value list; see :meth:`run`.
+
+    ``template`` is the value list before a call: constants in their slots, None
+    elsewhere. Each step calls its function on the values of the slots it reads (arrays
+    only, positionally) and stores the result in its slot.
+    """
 
     steps: tuple[Step, ...]
-    variables: tuple[tuple[int, str], ...]
+    template: tuple[Any, ...]
+    variables: tuple[int, ...]  # the slot of each input, in the order run() takes them
     outputs: tuple[int, ...]
-    release: tuple[tuple[int, ...], ...]
     plan: Plan
-    size: int
 
-    def run(self, bound: dict[str, Any]) -> list[Any]:
-        values: list[Any] = [None] * self.size
-        for slot, name in self.variables:
-            values[slot] = bound[name]
-        for (slot, function, _), freed in zip(self.steps, self.release, strict=True):
-            values[slot] = function(values)
-            for old in freed:
-                values[old] = None
+    def run(self, inputs: Sequence[Any]) -> list[Any]:
+        """The outputs' values, from the inputs' arrays in the order of ``variables``."""
+        values = list(self.template)
+        for slot, value in zip(self.variables, inputs, strict=True):
+            values[slot] = value
+        # The loop every call runs: one function call per step, the common arities
+        # spelled out so no argument tuple is built.
+        for slot, function, reads, freed in self.steps:
+            if len(reads) == 2:
+                values[slot] = function(values[reads[0]], values[reads[1]])
+            elif len(reads) == 1:
+                values[slot] = function(values[reads[0]])
+            else:
+                values[slot] = function(*[values[r] for r in reads])
+            if freed:
+                for old in freed:
+                    values[old] = None
         return [values[slot] for slot in self.outputs]
 
 
@@ -95,54 +114,77 @@ def build(
     index: dict[Expr, int],
     needs_value: frozenset[Expr],
     metas: Sequence[Meta],
+    names: Sequence[str],
     outputs: Sequence[Expr],
     backend: Backend,
     optimize: str = "auto",
 ) -> Program:
     """The program computing ``outputs`` for the shapes in ``metas`` (see module doc)."""
-    steps: list[Step] = []
+    computed: list[tuple[int, Callable[..., Any], tuple[int, ...]]] = []
+    template: list[Any] = [None] * len(order)
     plan_steps: list[PlanStep] = []
-    variables: list[tuple[int, str]] = []
+    slot_of_name: dict[str, int] = {}
     flops_total = 0
     largest_bytes = 0
     for slot, node in enumerate(order):
+        if isinstance(node, Var):
+            slot_of_name[node.name] = slot
+            continue
         if node not in needs_value:
             continue
-        if isinstance(node, Var):
-            variables.append((slot, node.name))
-            continue
         meta = metas[slot]
+        if isinstance(node, Const | Size | Seed):
+            # Known from the shapes alone: computed once, here, not per call.
+            refs = [metas[index[r]] for r in node.references]
+            template[slot] = node.compute(backend, [], meta, refs)
+            if not isinstance(node, Const):
+                plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape))
+            continue
         reads = tuple(index[c] for c in node.children)
-        function, operation, path, flops, largest = _step(
-            node, reads, metas, index, backend, optimize
+        function, reads, operation, path, flops, largest = _step(
+            node, reads, metas, index, backend, optimize, template
         )
-        steps.append((slot, function, reads))
+        computed.append((slot, function, reads))
         size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
         largest = max(largest, size)
         itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
         largest_bytes = max(largest_bytes, largest * itemsize)
         flops_total += flops
-        if not isinstance(node, Const):
-            plan_steps.append(PlanStep(f"v{slot}", operation, path, flops, largest, meta.shape))
-    # Release each value after the last step that reads it.
+        plan_steps.append(PlanStep(f"v{slot}", operation, path, flops, largest, meta.shape))
+    release = _release(computed, {index[out] for out in outputs}, largest_bytes)
+    steps = tuple(
+        (slot, function, reads, freed)
+        for (slot, function, reads), freed in zip(computed, release, strict=True)
+    )
+    return Program(
+        steps,
+        tuple(template),
+        tuple(slot_of_name[name] for name in names),
+        tuple(index[out] for out in outputs),
+        Plan(tuple(plan_steps), flops_total, largest_bytes),
+    )
+
+
+def _release(
+    computed: Sequence[tuple[int, Callable[..., Any], tuple[int, ...]]],
+    kept: set[int],
+    largest_bytes: int,
+) -> list[tuple[int, ...]]:
+    """For each step, the values to free after it: those it reads for the last time."""
+    if largest_bytes < RELEASE_BYTES:
+        return [() for _ in computed]
     last_use: dict[int, int] = {}
-    for position, (_, _, reads) in enumerate(steps):
+    for position, (_, _, reads) in enumerate(computed):
         for read in reads:
             last_use[read] = position
-    release: list[list[int]] = [[] for _ in steps]
-    kept = {index[out] for out in outputs}
+    release: list[list[int]] = [[] for _ in computed]
     for read, position in last_use.items():
         if read not in kept:
             release[position].append(read)
-    plan = Plan(tuple(plan_steps), flops_total, largest_bytes)
-    return Program(
-        tuple(steps),
-        tuple(variables),
-        tuple(index[out] for out in outputs),
-        tuple(tuple(r) for r in release),
-        plan,
-        len(order),
-    )
+    return [tuple(freed) for freed in release]
+
+
+StepParts = tuple[Callable[..., Any], tuple[int, ...], str, str, int, int]
 
 
 def _step(
@@ -152,40 +194,25 @@ def _step(
     index: dict[Expr, int],
     backend: Backend,
     optimize: str,
-) -> tuple[Callable[[list[Any]], Any], str, str, int, int]:
-    """The function computing ``node`` from the value list, and its plan entry."""
+    template: Sequence[Any],
+) -> StepParts:
+    """How a step computes ``node``: its function, the slots it reads, and its plan entry."""
     meta = metas[index[node]]
-    if isinstance(node, Const):
-        value = node.compute(backend, [], meta, [])
-        return (lambda values: value), "constant", "", 0, 0
-    if isinstance(node, Size | Seed):
-        refs = [metas[index[r]] for r in node.references]
-        value = node.compute(backend, [], meta, refs)
-        return (lambda values: value), node.kind, "", 0, 0
     if isinstance(node, Map):
-        forward, xp = node.op.forward, backend.xp
         size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        if len(reads) == 1:
-            (a,) = reads
-            return (lambda values: forward(xp, values[a])), node.op.name, "", size, 0
-        if len(reads) == 2:
-            a, b = reads
-            return (lambda values: forward(xp, values[a], values[b])), node.op.name, "", size, 0
-        return (lambda values: forward(xp, *(values[r] for r in reads))), node.op.name, "", size, 0
+        return functools.partial(node.op.forward, backend.xp), reads, node.op.name, "", size, 0
     if isinstance(node, Reduce):
         (a,) = reads
         axes = node.concrete_axes(len(metas[a].shape))
         forward, xp = node.op.forward, backend.xp
         size = int(np.prod(metas[a].shape, dtype=np.int64)) if metas[a].shape else 1
-        return (
-            (lambda values: forward(xp, values[a], axes)),
-            f"{node.op.name} axis={axes}",
-            "",
-            3 * size,
-            0,
-        )
+
+        def reduce(x: Any) -> Any:
+            return forward(xp, x, axes)
+
+        return reduce, reads, f"{node.op.name} axis={axes}", "", 3 * size, 0
     if isinstance(node, Einsum):
-        return _einsum_step(node, reads, metas, index, backend, optimize)
+        return _einsum_step(node, reads, metas, index, backend, optimize, template)
     raise TypeError(f"no program step for {type(node).__name__}")  # pragma: no cover
 
 
@@ -196,35 +223,56 @@ def _einsum_step(
     index: dict[Expr, int],
     backend: Backend,
     optimize: str,
-) -> tuple[Callable[[list[Any]], Any], str, str, int, int]:
+    template: Sequence[Any],
+) -> StepParts:
+    """An einsum step: the planned contraction of its arrays, scaled by its numbers.
+
+    Numbers known before the call (constants, sizes) are multiplied together here, once;
+    a plain contraction of arrays alone is the planned contraction function itself.
+    """
     children = [metas[r] for r in reads]
     refs = [metas[index[r]] for r in node.references]
     resolved = node.resolved(children, refs)
     meta = metas[index[node]]
     arrays = array_operands(node, children)
-    numbers = tuple(reads[k] for k in range(len(node.operands)) if k not in arrays)
     array_reads = tuple(reads[k] for k in arrays)
+    number_reads = [reads[k] for k in range(len(node.operands)) if k not in arrays]
+    scale: Any = 1.0
+    for read in [r for r in number_reads if template[r] is not None]:
+        scale = scale * template[read]
+        number_reads.remove(read)
     dtype = meta.dtype or np.dtype(np.float64)
     expand = None if resolved.is_plain else backend.expand
-    if arrays:
-        shapes = tuple(children[k].shape for k in arrays)
-        contract = contraction(resolved, shapes, arrays, optimize, backend.name)
-        flops, largest = plan_info(resolved, shapes, arrays, optimize)
-        steps_list: Any = getattr(contract, "contraction_list", [])
-        path = " ".join(str(step[0]) for step in steps_list)
-    else:
+    operation = f"einsum '{node.spec.text}'"
+    if not arrays:
         core_shape = tuple(resolved.sizes[label] for label in resolved.core)
-        flops, largest, path = 0, 0, ""
 
-    def run(values: list[Any]) -> Any:
-        if arrays:
-            result = contract(*(values[r] for r in array_reads), backend=backend.name)
-        else:
-            result = backend.ones(core_shape, dtype)
-        for r in numbers:
-            result = result * values[r]
+        def filled(*numbers: Any) -> Any:
+            result = backend.ones(core_shape, dtype) * scale
+            for number in numbers:
+                result = result * number
+            if expand is not None:
+                result = expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
+            return result
+
+        return filled, tuple(number_reads), operation, "", 0, 0
+    shapes = tuple(children[k].shape for k in arrays)
+    contract = contraction(resolved, shapes, arrays, optimize, backend.name)
+    flops, largest = plan_info(resolved, shapes, arrays, optimize)
+    steps_list: Any = getattr(getattr(contract, "func", contract), "contraction_list", [])
+    path = " ".join(str(step[0]) for step in steps_list)
+    if expand is None and not number_reads and scale == 1.0:
+        return contract, array_reads, operation, path, flops, largest
+    count = len(array_reads)
+
+    def scaled(*values: Any) -> Any:
+        result = contract(*values[:count])
+        if scale != 1.0:
+            result = result * scale
+        for number in values[count:]:
+            result = result * number
         if expand is not None:
             result = expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
         return result
 
-    return run, f"einsum '{node.spec.text}'", path, flops, largest
+    return scaled, array_reads + tuple(number_reads), operation, path, flops, largest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,13 +70,39 @@ def test_programs_are_built_once_per_signature() -> None:
     f(X=np.ones((2, 3)))
     walk = _walk((expr,))
     before = _prepared.cache_info()
-    f(X=np.zeros((2, 3)))
-    after = _prepared.cache_info()
-    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+    first = walk.recent[0]
+    f(X=np.zeros((2, 3)))  # the same signature: the last call's program, no lookup
+    assert _prepared.cache_info().misses == before.misses
+    assert walk.recent[0] is first
     f(X=np.ones((4,)))  # a new signature: a new program
     assert _prepared.cache_info().misses == before.misses + 1
     signature = (("X", (4,), "<f8"),)
-    assert _prepared(walk, signature, "auto")[1] is _prepared(walk, signature, "auto")[1]
+    assert _prepared(walk, signature, "auto") is walk.recent[0] is not first
+    # Alternating signatures go back to the cached programs, and compute each correctly.
+    for x in (np.ones((2, 3)), np.full((4,), 0.5), np.ones((2, 3), np.float32)):
+        np.testing.assert_allclose(f(X=x), np.sum(np.tanh(x) ** 2), rtol=1e-6)
+    assert _prepared.cache_info().misses == before.misses + 2  # only float32 was new
+
+
+def test_the_last_calls_program_is_left_for_anything_else() -> None:
+    """The per-call fast path runs only plain numpy arrays of the last call's signature."""
+    X, W = eg.var("X"), eg.var("W")
+    f = eg.compile(eg.grad(eg.sum(eg.tanh(X @ W)), W))
+    x, w = np.ones((2, 3)), np.full((3, 4), 0.1)
+    expected = x.T @ (1 - np.tanh(x @ w) ** 2)
+    np.testing.assert_allclose(f(X=x, W=w), expected)
+    np.testing.assert_allclose(f(X=x.tolist(), W=w), expected)  # a list: converted
+    np.testing.assert_allclose(f(X=x.astype(np.float32), W=w), expected, rtol=1e-6)
+    with pytest.raises(eg.ShapeError, match="unknown variable 'Y'"):
+        f(X=x, W=w, Y=x)
+    with pytest.raises(eg.ShapeError, match="missing value for variable 'W'"):
+        f(X=x)
+    with pytest.raises(eg.MemoryLimitError), eg.memory_limit(8):
+        f(X=x, W=w)
+    # The result is the caller's: a fresh array, whether or not the fast path ran.
+    first, second = f(X=x, W=w), f(X=x, W=w)
+    assert first is not second and first.flags.owndata and first.flags.writeable
+    np.testing.assert_allclose(first, second)
 
 
 def test_shared_subexpressions_are_computed_once() -> None:
@@ -135,3 +162,38 @@ def test_optimize_strategies_give_the_same_values() -> None:
         np.testing.assert_allclose(
             eg.compile(expr, optimize=strategy)(**arrays), reference, rtol=1e-10
         )
+
+
+LOWERED: list[tuple[Any, ...]] = [
+    # one operand, summed: numpy.add.reduce
+    ("ab->b", (2, 3)),
+    ("ab->a", (2, 3)),
+    ("abc->ac", (2, 3, 4)),
+    ("abc->b", (2, 3, 4)),
+    ("ab->", (2, 3)),
+    ("abc->ca", (2, 3, 4)),  # reordered: not a plain reduction
+    # two operands: numpy.dot / numpy.matmul on transposed views
+    ("ij,jk->ik", (2, 3), (3, 4)),
+    ("ij,jk->ki", (2, 3), (3, 4)),
+    ("ji,jk->ik", (3, 2), (3, 4)),
+    ("ij,kj->ik", (2, 3), (4, 3)),
+    ("ji,kj->ki", (3, 2), (4, 3)),
+    ("bij,bjk->bik", (2, 3, 4), (2, 4, 5)),
+    ("bij,bjk->kbi", (2, 3, 4), (2, 4, 5)),
+    ("ij,j->i", (2, 3), (3,)),
+    ("i,j->ij", (2,), (3,)),
+]
+
+
+@pytest.mark.parametrize(("spec", "shapes"), [(s, shapes) for s, *shapes in LOWERED], ids=str)
+def test_direct_numpy_lowerings(spec: str, shapes: list[tuple[int, ...]]) -> None:
+    """The numpy fast paths equal numpy.einsum, on the first and the repeated call."""
+    rng = np.random.default_rng(len(spec))
+    arrays = {f"A{k}": rng.normal(size=shape) for k, shape in enumerate(shapes)}
+    expr = eg.einsum(spec, *(eg.var(name) for name in arrays))
+    f = eg.compile(expr)
+    expected = np.einsum(spec, *arrays.values())
+    for _ in range(2):
+        result = f(**arrays)
+        np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
+        assert all(not np.shares_memory(result, given) for given in arrays.values())

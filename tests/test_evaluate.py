@@ -157,12 +157,18 @@ def test_results_are_fresh_writable_arrays(
     original = x.copy()
     X = eg.var("X", (2, 3) if declared else None)
     expr = build(X)
+    # The first call binds and plans; the second takes the per-call path of a known
+    # signature. Neither may hand out the input, a view of it, or an earlier result.
     out = expr(X=x)
-    assert out.flags.writeable
-    assert not np.shares_memory(out, x), f"{what}: the result is a view of the input"
+    again = expr(X=x)
+    for result in (out, again):
+        assert result.flags.writeable
+        assert not np.shares_memory(result, x), f"{what}: the result is a view of the input"
+    assert not np.shares_memory(out, again), f"{what}: two calls return the same memory"
     before = out.copy()
     out[...] = -7.0  # must touch neither the input nor later results
     np.testing.assert_array_equal(x, original)
+    np.testing.assert_array_equal(again, before)
     np.testing.assert_array_equal(expr(X=x), before)
 
 
@@ -177,10 +183,11 @@ def test_constant_results_are_writable_copies() -> None:
 def test_several_outputs_do_not_share_memory() -> None:
     X = eg.var("X")
     e = eg.exp(X)
-    a, b = eg.evaluate([e, e], X=np.zeros(3))
-    assert not np.shares_memory(a, b)
-    a[0] = 5.0
-    assert b[0] == 1.0
+    for _ in range(2):  # binding and planning, then the per-call path
+        a, b = eg.evaluate([e, e], X=np.zeros(3))
+        assert not np.shares_memory(a, b)
+        a[0] = 5.0
+        assert b[0] == 1.0
 
 
 # --- shape signatures -----------------------------------------------------------------------------
