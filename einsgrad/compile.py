@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .errors import ShapeError
 from .evaluate import _walk, run
 from .evaluate import plan as _plan
 from .ir import Expr
+from .limits import check_limit
 from .program import Plan
 
 __all__ = ["Compiled", "compile"]
@@ -23,22 +24,30 @@ class Compiled:
 
     Each distinct subexpression is computed once across all outputs; nodes no output
     needs are skipped; the program (steps, resolved einsums, opt_einsum paths) is built
-    once per shape/dtype signature and cached. ``f.plan(**shapes)`` shows it.
+    once per shape/dtype signature and cached. ``f.plan(**shapes)`` shows it. A call
+    whose program would allocate more than the memory limit raises MemoryLimitError
+    before allocating anything.
     """
 
-    def __init__(self, outputs: Expr | Sequence[Expr], optimize: str) -> None:
+    def __init__(
+        self,
+        outputs: Expr | Sequence[Expr],
+        optimize: str,
+        memory_limit: int | Literal["default"] | None = "default",
+    ) -> None:
         self.single = isinstance(outputs, Expr)
         self.outputs: tuple[Expr, ...] = (outputs,) if isinstance(outputs, Expr) else tuple(outputs)
         for out in self.outputs:
             if not isinstance(out, Expr):
                 raise TypeError(f"compile takes einsgrad expressions, got {type(out).__name__}")
         self.optimize = optimize
+        self.memory_limit = memory_limit
         self._walk = _walk(self.outputs)
 
     def __call__(self, mapping: Mapping[str, Any] | None = None, /, **arrays: Any) -> Any:
         if mapping is not None:
             arrays = {**mapping, **arrays}
-        results = run(self.outputs, arrays, self.optimize, self._walk)
+        results = run(self.outputs, arrays, self.optimize, self._walk, self.memory_limit)
         return results[0] if self.single else results
 
     def plan(self, dtype: Any = np.float64, **shapes: Sequence[int]) -> Plan:
@@ -47,15 +56,24 @@ class Compiled:
 
 
 def compile(
-    outputs: Expr | Sequence[Expr], *, backend: str = "numpy", optimize: str = "auto"
+    outputs: Expr | Sequence[Expr],
+    *,
+    backend: str = "numpy",
+    optimize: str = "auto",
+    memory_limit: int | Literal["default"] | None = "default",
 ) -> Compiled:
     """Compile ``outputs`` (an expression or a list) into a fast callable (see Compiled).
 
-    ``optimize`` is opt_einsum's path strategy. Only the numpy backend exists today; the
-    derived programs are backend-neutral, and others plug in behind einsgrad.backend.
+    ``optimize`` is opt_einsum's path strategy. ``memory_limit`` is the largest array, in
+    bytes, a call may allocate: ``"default"`` follows the limit in force at each call
+    (:func:`einsgrad.get_memory_limit`, which ``with einsgrad.memory_limit(...)`` sets),
+    None means no limit. Only the numpy backend exists today; the derived programs are
+    backend-neutral, and others plug in behind einsgrad.backend.
     """
     if backend != "numpy":
         raise ShapeError(f"backend {backend!r} is not available yet; use 'numpy'")
     if optimize not in _OPTIMIZE:
         raise ShapeError(f"optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}")
-    return Compiled(outputs, optimize)
+    if memory_limit != "default":
+        memory_limit = check_limit(memory_limit)
+    return Compiled(outputs, optimize, memory_limit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -197,6 +197,7 @@ class Prepared:
     """
 
     optimize: str
+    signature: Signature
     key: list[Any]
     metas: tuple[Meta, ...]
     program: Program
@@ -209,22 +210,26 @@ def run(
     arrays: Mapping[str, Any],
     optimize: str = "auto",
     walk: _Walk | None = None,
+    memory_limit: int | Literal["default"] | None = "default",
 ) -> tuple[Any, ...]:
     """Bind ``arrays``, fetch (or build) the program for their shapes, and run it.
 
-    ``walk`` is ``_walk(outputs)``, for a caller that keeps it.
+    ``walk`` is ``_walk(outputs)``, for a caller that keeps it. ``memory_limit`` is in
+    bytes; ``"default"`` is the limit in force (:func:`einsgrad.get_memory_limit`), None
+    is no limit.
     """
     if walk is None:
         walk = _walk(outputs)
+    limit = get_memory_limit() if memory_limit == "default" else memory_limit
     if walk.recent and walk.binds_as_given:
-        recent = _run_recent(walk, walk.recent[0], arrays, optimize)
+        recent = _run_recent(walk, walk.recent[0], arrays, optimize, limit)
         if recent is not None:
             return recent
     runner = get_backend("numpy")
     bound = _bind(walk, outputs, arrays, runner)
     signature = tuple((name, bound[name].shape, bound[name].dtype.str) for name in walk.names)
     prepared = _prepared(walk, signature, optimize)
-    _check_memory(walk, signature, prepared.metas)
+    _check_memory(walk, prepared, limit)
     walk.recent[:] = [prepared]
     inputs = [bound[name] for name in walk.names]
     values = prepared.program.run(inputs)
@@ -239,7 +244,7 @@ def run(
 
 
 def _run_recent(
-    walk: _Walk, prepared: Prepared, arrays: Mapping[str, Any], optimize: str
+    walk: _Walk, prepared: Prepared, arrays: Mapping[str, Any], optimize: str, limit: int | None
 ) -> tuple[Any, ...] | None:
     """Run the last call's program if ``arrays`` match its signature; else None.
 
@@ -261,7 +266,6 @@ def _run_recent(
         ):
             return None
         position += 2
-    limit = get_memory_limit()
     if limit is not None and limit < prepared.peak:
         return None  # the full path raises MemoryLimitError
     values = prepared.program.run(inputs)
@@ -297,7 +301,7 @@ def _prepared(walk: _Walk, signature: Signature, optimize: str) -> Prepared:
         outputs.append((metas[slot], slot in computed and slot not in seen))
         seen.add(slot)
     peak = _peak(walk, signature)[0]
-    return Prepared(optimize, key, metas, program, peak, tuple(outputs))
+    return Prepared(optimize, signature, key, metas, program, peak, tuple(outputs))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -378,18 +382,11 @@ def _peak(walk: _Walk, signature: Signature) -> tuple[int, Expr | None, tuple[in
     return best
 
 
-# The peak of each (walk, signature) once known, so a call under a generous limit is free.
-_LARGEST_POSSIBLE: dict[tuple[Any, Any], int] = {}
-
-
-def _check_memory(walk: _Walk, signature: Any, metas: Sequence[Meta]) -> None:
-    limit = get_memory_limit()
-    if limit is None or limit >= _LARGEST_POSSIBLE.get((walk, signature), limit + 1):
+def _check_memory(walk: _Walk, prepared: Prepared, limit: int | None) -> None:
+    """MemoryLimitError, before anything is allocated, if the program's peak exceeds ``limit``."""
+    if limit is None or limit >= prepared.peak:
         return
-    needed, node, shape = _peak(walk, signature)
-    if len(_LARGEST_POSSIBLE) > 4096:  # bounded like the other caches
-        _LARGEST_POSSIBLE.clear()
-    _LARGEST_POSSIBLE[(walk, signature)] = needed
+    needed, node, shape = _peak(walk, prepared.signature)
     if node is not None and needed > limit:
         from .printing import short_name
 
@@ -399,8 +396,9 @@ def _check_memory(walk: _Walk, signature: Any, metas: Sequence[Meta]) -> None:
             shape,
             np.dtype(f"f{itemsize}") if itemsize in (2, 4, 8) else np.float64,
             limit,
-            "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...) or "
-            "set_memory_limit(...), or use vjp/jvp/hvp instead of a full Jacobian or Hessian.",
+            "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...), "
+            "set_memory_limit(...) or compile(..., memory_limit=...), or use vjp/jvp/hvp "
+            "instead of a full Jacobian or Hessian.",
         )
 
 

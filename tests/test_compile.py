@@ -197,3 +197,26 @@ def test_direct_numpy_lowerings(spec: str, shapes: list[tuple[int, ...]]) -> Non
         result = f(**arrays)
         np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
         assert all(not np.shares_memory(result, given) for given in arrays.values())
+
+
+def test_memory_limit_per_compiled_function() -> None:
+    X, W = eg.var("X"), eg.var("W")
+    gradient = eg.grad(eg.sum(eg.tanh(X @ W)), W)
+    x, w = np.ones((64, 32)), np.full((32, 16), 0.01)  # largest array: 64×16 float64, 8 KiB
+    unlimited = eg.compile(gradient, memory_limit=None)
+    tight = eg.compile(gradient, memory_limit=4096)
+    following = eg.compile(gradient)  # "default": the limit in force at each call
+    expected = x.T @ (1 - np.tanh(x @ w) ** 2)
+    np.testing.assert_allclose(unlimited(X=x, W=w), expected)  # leaves its program as the last
+    with pytest.raises(eg.MemoryLimitError, match=r"64, 16.*8\.0 KiB"):
+        tight(X=x, W=w)
+    small = x[:8]  # largest array: the 32×16 gradient, 4 KiB, within the limit
+    np.testing.assert_allclose(tight(X=small, W=w), small.T @ (1 - np.tanh(small @ w) ** 2))
+    with eg.memory_limit(4096):
+        np.testing.assert_allclose(unlimited(X=x, W=w), expected)
+        with pytest.raises(eg.MemoryLimitError):
+            following(X=x, W=w)
+    np.testing.assert_allclose(following(X=x, W=w), expected)
+    for bad in (0, -1, 1.5, "a lot"):
+        with pytest.raises(eg.ShapeError, match="memory limit"):
+            eg.compile(gradient, memory_limit=bad)  # type: ignore[arg-type]
