@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -139,6 +140,41 @@ def test_compiled_functions_are_thread_safe() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_threads_with_different_shapes_share_one_compiled_function() -> None:
+    """Each thread's shapes differ, so the last call's program keeps changing under them."""
+    X, W = eg.var("X"), eg.var("W")
+    f = eg.compile(list(eg.grad(eg.sum(eg.tanh(X @ W) ** 2), [X, W])))
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(4, 3))
+    errors: list[BaseException] = []
+
+    inputs = {batch: rng.normal(size=(batch, 4)) for batch in (1, 2, 3, 5)}
+
+    def work(batch: int) -> None:
+        x = inputs[batch]
+        y = np.tanh(x @ w)
+        dY = 2 * y * (1 - y**2)
+        expected = (dY @ w.T, x.T @ dY)
+        try:
+            for _ in range(200):
+                for got, want in zip(f(X=x, W=w), expected, strict=True):
+                    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=work, args=(batch,)) for batch in inputs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert not errors, errors[0]
 
 
 def test_bad_compile_options_are_einsgrad_errors() -> None:
