@@ -11,6 +11,7 @@ import pytest
 
 import einsgrad as eg
 from einsgrad.evaluate import _prepared, _walk
+from einsgrad.program import RELEASE_BYTES
 
 
 def linear_layer() -> tuple[eg.Expr, eg.Expr, eg.Expr, dict[str, np.ndarray]]:
@@ -256,3 +257,24 @@ def test_memory_limit_per_compiled_function() -> None:
     for bad in (0, -1, 1.5, "a lot"):
         with pytest.raises(eg.ShapeError, match="memory limit"):
             eg.compile(gradient, memory_limit=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [8, 128], ids=["small arrays", "large arrays"])
+def test_values_are_freed_after_their_last_use_when_arrays_are_large(n: int) -> None:
+    X, W = eg.var("X", (n, n)), eg.var("W", (n, n))
+    outputs = list(eg.grad(eg.sum(eg.tanh(eg.tanh(X @ W) @ W)), [X, W]))
+    f = eg.compile(outputs)
+    f(X=np.ones((n, n)), W=np.eye(n))
+    program = _walk(tuple(outputs)).recent[0].program
+    kept = set(program.outputs)
+    read_by: dict[int, list[int]] = {}
+    for position, (_, _, reads, _) in enumerate(program.steps):
+        for read in reads:
+            read_by.setdefault(read, []).append(position)
+    freed = {slot: position for position, step in enumerate(program.steps) for slot in step[3]}
+    if n * n * 8 < RELEASE_BYTES:
+        assert not freed  # 512-byte arrays: kept to the end, no bookkeeping
+        return
+    # Every value some step reads and no output needs is freed right after its last reader.
+    assert freed == {slot: max(uses) for slot, uses in read_by.items() if slot not in kept}
+    assert len(freed) >= 4
