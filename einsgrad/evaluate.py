@@ -198,7 +198,7 @@ class Prepared:
 
     optimize: str
     signature: Signature
-    key: list[Any]
+    key: tuple[Any, ...]
     metas: tuple[Meta, ...]
     program: Program
     peak: int
@@ -301,7 +301,7 @@ def _prepared(walk: _Walk, signature: Signature, optimize: str) -> Prepared:
         outputs.append((metas[slot], slot in computed and slot not in seen))
         seen.add(slot)
     peak = _peak(walk, signature)[0]
-    return Prepared(optimize, signature, key, metas, program, peak, tuple(outputs))
+    return Prepared(optimize, signature, tuple(key), metas, program, peak, tuple(outputs))
 
 
 @functools.lru_cache(maxsize=1024)
