@@ -192,8 +192,8 @@ class Prepared:
 
     ``key`` lists each variable's shape and dtype in the walk's name order: a call whose
     arrays match it (plain numpy arrays) is bound, checked and planned already.
-    ``outputs`` gives, for each output, its slot, dtype and whether a step computes it
-    in the call (rather than it being an input, a constant, or a repeat of another).
+    ``outputs`` gives, for each output, its shape and dtype and whether a step computes
+    it in the call (rather than it being an input, a constant, or a repeat of another).
     """
 
     optimize: str
@@ -232,15 +232,7 @@ def run(
     _check_memory(walk, prepared, limit)
     walk.recent[:] = [prepared]
     inputs = [bound[name] for name in walk.names]
-    values = prepared.program.run(inputs)
-    # Never hand out the caller's arrays, views of them, or one array twice.
-    taken = list(inputs)
-    results: list[Any] = []
-    for (meta, _), value in zip(prepared.outputs, values, strict=True):
-        result = _finish(value, meta, taken)
-        results.append(result)
-        taken.append(result)
-    return tuple(results)
+    return _hand_out(prepared, prepared.program.run(inputs), inputs)
 
 
 def _run_recent(
@@ -268,10 +260,16 @@ def _run_recent(
         position += 2
     if limit is not None and limit < prepared.peak:
         return None  # the full path raises MemoryLimitError
-    values = prepared.program.run(inputs)
+    return _hand_out(prepared, prepared.program.run(inputs), inputs)
+
+
+def _hand_out(prepared: Prepared, values: Sequence[Any], inputs: list[Any]) -> tuple[Any, ...]:
+    """The outputs' values as the caller's own arrays: never an input, a view of one, a
+    constant, or one array twice."""
     results: list[Any] = []
     for (meta, computed), value in zip(prepared.outputs, values, strict=True):
-        # A step's fresh result is the caller's to keep; anything else may be shared.
+        # A step's fresh result is the caller's to keep as it is (checked inline: this
+        # runs on every call); anything else goes through _finish.
         fresh = (
             computed
             and type(value) is np.ndarray
@@ -333,14 +331,6 @@ def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
 
     ``taken`` are arrays the result must not share memory with.
     """
-    if (
-        type(value) is np.ndarray
-        and value.base is None
-        and value.dtype == meta.dtype
-        and value.flags.writeable
-        and not any(value is other for other in taken)
-    ):
-        return value  # a fresh array the program made: nothing to check or copy
     array = np.asarray(value)
     if meta.dtype is not None and array.dtype != meta.dtype and array.dtype.kind == meta.dtype.kind:
         array = array.astype(meta.dtype)

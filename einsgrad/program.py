@@ -11,6 +11,7 @@ is then a loop of calls, with no graph walking, hashing or planning per call.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,33 +237,28 @@ def _einsum_step(
     meta = metas[index[node]]
     arrays = array_operands(node, children)
     array_reads = tuple(reads[k] for k in arrays)
-    number_reads = [reads[k] for k in range(len(node.operands)) if k not in arrays]
-    scale: Any = 1.0
-    for read in [r for r in number_reads if template[r] is not None]:
-        scale = scale * template[read]
-        number_reads.remove(read)
+    numbers = [reads[k] for k in range(len(node.operands)) if k not in arrays]
+    scale = math.prod((template[r] for r in numbers if template[r] is not None), start=1.0)
+    number_reads = tuple(r for r in numbers if template[r] is None)
     dtype = meta.dtype or np.dtype(np.float64)
     expand = None if resolved.is_plain else backend.expand
     operation = f"einsum '{node.spec.text}'"
-    if not arrays:
+    contract: Callable[..., Any]
+    if arrays:
+        shapes = tuple(children[k].shape for k in arrays)
+        contract = contraction(resolved, shapes, arrays, optimize, backend.name)
+        flops, largest = plan_info(resolved, shapes, arrays, optimize)
+        steps_list: Any = getattr(getattr(contract, "func", contract), "contraction_list", [])
+        path = " ".join(str(step[0]) for step in steps_list)
+        if expand is None and not number_reads and scale == 1.0:
+            return contract, array_reads, operation, path, flops, largest
+    else:  # numbers alone: an array of ones (of the core's shape) times them
         core_shape = tuple(resolved.sizes[label] for label in resolved.core)
+        flops, largest, path = 0, 0, ""
 
-        def filled(*numbers: Any) -> Any:
-            result = backend.ones(core_shape, dtype) * scale
-            for number in numbers:
-                result = result * number
-            if expand is not None:
-                result = expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
-            return result
+        def contract() -> Any:
+            return backend.ones(core_shape, dtype)
 
-        return filled, tuple(number_reads), operation, "", 0, 0
-    shapes = tuple(children[k].shape for k in arrays)
-    contract = contraction(resolved, shapes, arrays, optimize, backend.name)
-    flops, largest = plan_info(resolved, shapes, arrays, optimize)
-    steps_list: Any = getattr(getattr(contract, "func", contract), "contraction_list", [])
-    path = " ".join(str(step[0]) for step in steps_list)
-    if expand is None and not number_reads and scale == 1.0:
-        return contract, array_reads, operation, path, flops, largest
     count = len(array_reads)
 
     def scaled(*values: Any) -> Any:
@@ -275,4 +271,4 @@ def _einsum_step(
             result = expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
         return result
 
-    return scaled, array_reads + tuple(number_reads), operation, path, flops, largest
+    return scaled, array_reads + number_reads, operation, path, flops, largest
