@@ -6,29 +6,18 @@ opt_einsum, and read the backward einsums the rule engine derived.
 
 from __future__ import annotations
 
-from . import primitives
-from .autodiff import grad
-from .calculus import (
-    Cost,
-    cost,
-    get_memory_limit,
-    hessian,
-    hvp,
-    jacobian,
-    jvp,
-    memory_limit,
-    set_memory_limit,
-    vjp,
+from einsgrad.core.errors import (
+    EinsgradError,
+    GradError,
+    MemoryLimitError,
+    ParseError,
+    ShapeError,
+    SpecError,
 )
-from .check import Verdict, check
-from .compile import Compiled, compile
-from .equivalence import Equivalence, equivalent
-from .errors import EinsgradError, GradError, MemoryLimitError, ParseError, ShapeError, SpecError
-from .evaluate import evaluate
-from .explain import Derivation, Step, explain
-from .index import parse
-from .ir import Const, Einsum, Expr, Map, Reduce, Size, Var
-from .ops import (
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Size, Var
+from einsgrad.frontends.index import parse
+from einsgrad.frontends.parse import parse_expr
+from einsgrad.graph.ops import (
     as_expr,
     einsum,
     log_softmax,
@@ -41,10 +30,28 @@ from .ops import (
     var,
     where,
 )
-from .parse import parse_expr
-from .primitives import *  # noqa: F403 - the elementwise functions: exp, log, relu, ...
-from .rule import BackwardRule, backward
-from .simplify import simplify
+from einsgrad.passes.autodiff import grad
+from einsgrad.passes.calculus import (
+    Cost,
+    cost,
+    get_memory_limit,
+    hessian,
+    hvp,
+    jacobian,
+    jvp,
+    memory_limit,
+    set_memory_limit,
+    vjp,
+)
+from einsgrad.passes.compile import Compiled, compile
+from einsgrad.passes.equivalence import Equivalence, equivalent
+from einsgrad.passes.evaluate import evaluate
+from einsgrad.passes.simplify import simplify
+from einsgrad.rules import elementwise as primitives
+from einsgrad.rules.einsum import BackwardRule, backward
+from einsgrad.rules.elementwise import *  # noqa: F403 - the elementwise functions: exp, log, relu, ...
+from einsgrad.teach.check import Verdict, check
+from einsgrad.teach.explain import Derivation, Step, explain
 
 __version__ = "0.1.0"
 

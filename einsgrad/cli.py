@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import EinsgradError
+from einsgrad.core.errors import EinsgradError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,11 +42,11 @@ def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
 
 
 def _grad(args: argparse.Namespace) -> int:
-    from .notation import matrix_form
-    from .ops import einsum, var
-    from .rule import backward
-    from .simplify import simplify
-    from .spec import parse_spec
+    from einsgrad.core.spec import parse_spec
+    from einsgrad.graph.ops import einsum, var
+    from einsgrad.passes.simplify import simplify
+    from einsgrad.rules.einsum import backward
+    from einsgrad.teach.notation import matrix_form
 
     spec = parse_spec(args.spec)
     count = len(spec.inputs)
@@ -76,7 +76,7 @@ def _grad(args: argparse.Namespace) -> int:
             try:
                 forward = einsum(args.spec, *variables)
                 cotangent = var("d" + rule.output_name, forward.shape)
-                from .calculus import vjp
+                from einsgrad.passes.calculus import vjp
 
                 derived = vjp(forward, variables[k], cotangent)
                 form = matrix_form(simplify(derived), {cotangent: cotangent.name})  # type: ignore[arg-type]
@@ -88,7 +88,7 @@ def _grad(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+    from einsgrad.teach.explain import explain
 
     derivation = explain(args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(getattr(derivation, args.format))
@@ -96,7 +96,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import check
+    from einsgrad.teach.check import check
 
     verdict = check(args.formula, args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(verdict)
@@ -104,7 +104,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo
+    from einsgrad.demo import main as demo
 
     return demo()
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import ops
-from .autodiff import grad
-from .evaluate import evaluate
-from .ir import Expr
-from .rule import backward
+from einsgrad.core.ir import Expr
+from einsgrad.graph import ops
+from einsgrad.passes.autodiff import grad
+from einsgrad.passes.evaluate import evaluate
+from einsgrad.rules.einsum import backward
 
 TOLERANCE = 1e-6
 

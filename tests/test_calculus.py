@@ -34,7 +34,7 @@ from oracles import (
 )
 
 import einsgrad as eg
-from einsgrad.ir import toposort
+from einsgrad.core.ir import toposort
 
 MODES = ("forward", "reverse", "auto")
 FD_RTOL, FD_ATOL = 1e-5, 1e-7  # central differences with FD_STEP = 1e-6 in float64

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import einsgrad as eg
-from einsgrad.evaluate import _prepared, _walk
-from einsgrad.program import RELEASE_BYTES
+from einsgrad.passes.evaluate import _prepared, _walk
+from einsgrad.passes.program import RELEASE_BYTES
 
 
 def linear_layer() -> tuple[eg.Expr, eg.Expr, eg.Expr, dict[str, np.ndarray]]:

@@ -12,9 +12,9 @@ import pytest
 from oracles import random_einsum_inputs, reference_grad
 
 import einsgrad as eg
-from einsgrad.backend import plan_info
-from einsgrad.decompose import contraction_tree, split_einsums
-from einsgrad.ir import Einsum, toposort
+from einsgrad.backends.base import plan_info
+from einsgrad.core.ir import Einsum, toposort
+from einsgrad.rules.contraction_tree import contraction_tree, split_einsums
 
 CASES = [
     ("ab,bc,cd,de->ae", [(2, 3), (3, 4), (4, 5), (5, 6)]),

@@ -54,8 +54,8 @@ from oracles import (
 )
 
 import einsgrad as eg
-from einsgrad.backend import Backend, NumpyBackend
-from einsgrad.spec import parse_spec, resolve
+from einsgrad.backends.base import Backend, NumpyBackend
+from einsgrad.core.spec import parse_spec, resolve
 
 # --- the table ----------------------------------------------------------------------------
 

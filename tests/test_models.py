@@ -19,7 +19,7 @@ import pytest
 from oracles import FD_STEP, autograd_gradients, finite_difference
 
 import einsgrad as eg
-from einsgrad.ir import toposort
+from einsgrad.core.ir import toposort
 
 # --- oracles ----------------------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ import pytest
 from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite_difference
 
 import einsgrad as eg
-from einsgrad.ir import Map
-from einsgrad.primitives import ELEMENTWISE, REDUCTIONS
+from einsgrad.core.ir import Map
+from einsgrad.rules.elementwise import ELEMENTWISE, REDUCTIONS
 
 RTOL = 1e-5
 ATOL = 1e-6

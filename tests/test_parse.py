@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from oracles import assert_caret_under, autograd_gradients, caret, finite_difference
 
 import einsgrad as eg
-from einsgrad.parse import MAX_DEPTH, MAX_LENGTH
+from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH
 
 # --- hand-written strings against the Python API ---------------------------------------------
 

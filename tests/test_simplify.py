@@ -27,7 +27,7 @@ from hypothesis.strategies import DrawFn, composite
 from oracles import assert_close
 
 import einsgrad as eg
-from einsgrad.ir import toposort
+from einsgrad.core.ir import toposort
 
 REPRODUCIBLE = settings(
     derandomize=True,

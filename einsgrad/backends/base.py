@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
-from .spec import Resolved
+from einsgrad.core.spec import Resolved
 
 __all__ = ["Backend", "NumpyBackend", "contraction", "get_backend", "plan_info"]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import opt_einsum
 
-from .ir import Const, Einsum, Expr, toposort
-from .spec import parse_spec, resolve
+from einsgrad.core.ir import Const, Einsum, Expr, toposort
+from einsgrad.core.spec import parse_spec, resolve
 
 __all__ = ["contraction_tree", "split_einsums", "tree_vjp"]
 
@@ -62,7 +62,7 @@ def contraction_tree(node: Einsum) -> _Tree | None:
     """
     if not _eligible(node):
         return None
-    from . import ops
+    from einsgrad.graph import ops
 
     like = node.like if isinstance(node.like, tuple) else None
     resolved = resolve(node.spec, [op.shape for op in node.operands], like)  # type: ignore[misc]
@@ -119,7 +119,7 @@ def tree_vjp(
     tree = contraction_tree(node)
     if tree is None:
         return None
-    from .rule import einsum_vjp
+    from einsgrad.rules.einsum import einsum_vjp
 
     results: list[list[Expr]] = [[] for _ in node.operands]
 
@@ -157,7 +157,7 @@ def split_einsums(outputs: Sequence[Expr]) -> tuple[Expr, ...]:
     """``outputs`` with every splittable n-ary einsum replaced by its contraction tree."""
     if not any(isinstance(n, Einsum) and _eligible(n) for n in toposort(outputs, references=False)):
         return tuple(outputs)
-    from .rewrite import rebuild
+    from einsgrad.graph.rewrite import rebuild
 
     def split(node: Expr, rebuilt: Expr) -> Expr:
         if isinstance(rebuilt, Einsum):

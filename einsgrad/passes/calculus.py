@@ -30,17 +30,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import ops
-from .autodiff import ORIGIN_VARIABLES, _target, cotangents, grad, variables_by_name
-from .errors import GradError, ShapeError
-from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, reaching, toposort
-from .limits import format_bytes as _format_bytes
-from .limits import get_memory_limit, guard, memory_limit, set_memory_limit
-from .limits import limit_for as _limit_for
-from .printing import short_name
-from .program import array_operands
-from .simplify import simplify
-from .spec import parse_spec, resolve
+from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, reaching, toposort
+from einsgrad.core.limits import format_bytes as _format_bytes
+from einsgrad.core.limits import get_memory_limit, guard, memory_limit, set_memory_limit
+from einsgrad.core.limits import limit_for as _limit_for
+from einsgrad.core.spec import parse_spec, resolve
+from einsgrad.graph import ops
+from einsgrad.graph.printing import short_name
+from einsgrad.passes.autodiff import ORIGIN_VARIABLES, _target, cotangents, grad, variables_by_name
+from einsgrad.passes.program import array_operands
+from einsgrad.passes.simplify import simplify
 
 __all__ = [
     "Cost",
@@ -108,8 +108,8 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
     Variables without a declared shape take theirs from ``shapes`` (``X=(64, 128)``).
     For a result of :func:`jacobian` or :func:`hessian` the chosen mode is included.
     """
-    from .backend import plan_info
-    from .evaluate import static_metas
+    from einsgrad.backends.base import plan_info
+    from einsgrad.passes.evaluate import static_metas
 
     metas = static_metas(expr, shapes, dtype)
     flops = 0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from opt_einsum.parser import find_output_str
 
-from .errors import ShapeError, SpecError, caret_message
+from einsgrad.core.errors import ShapeError, SpecError, caret_message
 
 __all__ = ["ELLIPSIS", "Resolved", "Spec", "parse_spec", "resolve"]
 

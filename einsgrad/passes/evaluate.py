@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .autodiff import ORIGIN_VARIABLES, variables_by_name
-from .backend import get_backend
-from .errors import ShapeError
-from .ir import Expr, Meta, Var, toposort
-from .limits import get_memory_limit, guard
-from .program import Plan, Program, array_operands, build
+from einsgrad.backends.base import get_backend
+from einsgrad.core.errors import ShapeError
+from einsgrad.core.ir import Expr, Meta, Var, toposort
+from einsgrad.core.limits import get_memory_limit, guard
+from einsgrad.passes.autodiff import ORIGIN_VARIABLES, variables_by_name
+from einsgrad.passes.program import Plan, Program, array_operands, build
 
 __all__ = ["evaluate"]
 
@@ -45,7 +45,7 @@ class _Walk:
 
 @functools.lru_cache(maxsize=256)
 def _walk(requested: tuple[Expr, ...]) -> _Walk:
-    from .decompose import split_einsums
+    from einsgrad.rules.contraction_tree import split_einsums
 
     # n-ary einsums run as their contraction trees, whose intermediates gradients share.
     outputs = split_einsums(requested)
@@ -348,8 +348,8 @@ def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
 @functools.lru_cache(maxsize=1024)
 def _peak(walk: _Walk, signature: Signature) -> tuple[int, Expr | None, tuple[int, ...]]:
     """The largest array evaluation would allocate: bytes, the node, and its shape."""
-    from .backend import plan_info
-    from .ir import Const, Einsum
+    from einsgrad.backends.base import plan_info
+    from einsgrad.core.ir import Const, Einsum
 
     metas = _infer(walk, signature)
     best: tuple[int, Expr | None, tuple[int, ...]] = (0, None, ())
@@ -378,7 +378,7 @@ def _check_memory(walk: _Walk, prepared: Prepared, limit: int | None) -> None:
         return
     needed, node, shape = _peak(walk, prepared.signature)
     if node is not None and needed > limit:
-        from .printing import short_name
+        from einsgrad.graph.printing import short_name
 
         itemsize = max(1, needed // max(1, int(np.prod(shape, dtype=np.float64)) if shape else 1))
         guard(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from .ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
 
 __all__ = ["rebuild"]
 
@@ -23,7 +23,7 @@ def rebuild(
     checked again), then passed to ``hook(original, rebuilt)``, whose return value takes
     its place.
     """
-    from . import ops
+    from einsgrad.graph import ops
 
     replacements = dict(replace or {})
     done: dict[Expr, Expr] = {}

@@ -24,17 +24,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import ops
-from .autodiff import grad, variable_of, variables_by_name
-from .calculus import vjp
-from .errors import GradError, ShapeError
-from .ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
-from .notation import Factor, IndexTerm, _number, index_label, matrix_form
-from .parse import parse_expr
-from .printing import to_text
-from .rule import backward
-from .simplify import simplify
-from .spec import ELLIPSIS
+from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
+from einsgrad.core.spec import ELLIPSIS
+from einsgrad.frontends.parse import parse_expr
+from einsgrad.graph import ops
+from einsgrad.graph.printing import to_text
+from einsgrad.passes.autodiff import grad, variable_of, variables_by_name
+from einsgrad.passes.calculus import vjp
+from einsgrad.passes.simplify import simplify
+from einsgrad.rules.einsum import backward
+from einsgrad.teach.notation import Factor, IndexTerm, _number, index_label, matrix_form
 
 __all__ = ["Derivation", "Step", "explain"]
 
@@ -449,7 +449,7 @@ def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step
 
 
 def _vjp_of(node: Einsum, k: int, cotangent: Expr) -> Expr:
-    from .rule import einsum_vjp
+    from einsgrad.rules.einsum import einsum_vjp
 
     return einsum_vjp(node, cotangent, k)
 

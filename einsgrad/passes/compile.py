@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ShapeError
-from .evaluate import _walk, run
-from .evaluate import plan as _plan
-from .ir import Expr
-from .limits import check_limit
-from .program import Plan
+from einsgrad.core.errors import ShapeError
+from einsgrad.core.ir import Expr
+from einsgrad.core.limits import check_limit
+from einsgrad.passes.evaluate import _walk, run
+from einsgrad.passes.evaluate import plan as _plan
+from einsgrad.passes.program import Plan
 
 __all__ = ["Compiled", "compile"]
 
@@ -68,7 +68,7 @@ def compile(
     bytes, a call may allocate: ``"default"`` follows the limit in force at each call
     (:func:`einsgrad.get_memory_limit`, which ``with einsgrad.memory_limit(...)`` sets),
     None means no limit. Only the numpy backend exists today; the derived programs are
-    backend-neutral, and others plug in behind einsgrad.backend.
+    backend-neutral, and others plug in behind einsgrad.backends.base.
     """
     if backend != "numpy":
         raise ShapeError(f"backend {backend!r} is not available yet; use 'numpy'")

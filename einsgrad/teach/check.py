@@ -24,16 +24,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import ops
-from .autodiff import variable_of, variables_by_name
-from .calculus import vjp
-from .equivalence import equivalent
-from .errors import EinsgradError, ParseError, ShapeError
-from .evaluate import evaluate
-from .ir import Expr, Var, toposort
-from .notation import matrix_form
-from .parse import parse_expr
-from .simplify import simplify
+from einsgrad.core.errors import EinsgradError, ParseError, ShapeError
+from einsgrad.core.ir import Expr, Var, toposort
+from einsgrad.frontends.parse import parse_expr
+from einsgrad.graph import ops
+from einsgrad.passes.autodiff import variable_of, variables_by_name
+from einsgrad.passes.calculus import vjp
+from einsgrad.passes.equivalence import equivalent
+from einsgrad.passes.evaluate import evaluate
+from einsgrad.passes.simplify import simplify
+from einsgrad.teach.notation import matrix_form
 
 __all__ = ["Verdict", "check"]
 
@@ -254,7 +254,7 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
 
 def _substitute(expr: Expr, old: Var, new: Expr) -> Expr:
     """``expr`` with the variable ``old`` replaced by ``new``, simplified."""
-    from .rewrite import rebuild
+    from einsgrad.graph.rewrite import rebuild
 
     (result,) = rebuild([expr], replace={old: new})
     return simplify(result)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .ir import Const, Einsum, Expr, Map, Size, Var
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Size, Var
 
 __all__ = ["Factor", "IndexTerm", "index_label", "matrix_form"]
 

@@ -27,12 +27,13 @@ import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import ops, primitives
-from .errors import EinsgradError, ParseError, caret_message
-from .ir import Const, Einsum, Expr, Map, Var
-from .notation import index_label
-from .parse import MAX_DEPTH, MAX_LENGTH
-from .spec import resolve
+from einsgrad.core.errors import EinsgradError, ParseError, caret_message
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Var
+from einsgrad.core.spec import resolve
+from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH
+from einsgrad.graph import ops
+from einsgrad.rules import elementwise as primitives
+from einsgrad.teach.notation import index_label
 
 __all__ = ["parse", "to_einsum", "to_index", "to_latex"]
 
@@ -433,8 +434,8 @@ def to_latex(expr: Expr, name: str = "Y") -> str:
 
 def to_einsum(expr: Expr) -> str:
     """``expr`` as one einsum call over its variables, after simplification."""
-    from .printing import short_name
-    from .simplify import simplify
+    from einsgrad.graph.printing import short_name
+    from einsgrad.passes.simplify import simplify
 
     direct = (
         isinstance(expr, Einsum)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .ir import Expr, Map, Meta, Reduce
+    from einsgrad.core.ir import Expr, Map, Meta, Reduce
 
 # The user-facing functions this module defines (einsgrad exports them all).
 __all__ = ["abs", "exp", "log", "maximum", "minimum", "relu", "sigmoid", "sqrt", "tanh"]
@@ -114,7 +114,7 @@ def reduction(name: str, forward: Callable[..., Any]) -> Callable[[ReductionRule
 
 
 def _ops() -> Any:
-    from . import ops
+    from einsgrad.graph import ops
 
     return ops
 
@@ -266,7 +266,7 @@ def minimum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...
     return (g * share_a if wanted[0] else None), (g * (1 - share_a) if wanted[1] else None)
 
 
-# einsgrad.ops.where checks that the condition is a constant before building this.
+# einsgrad.graph.ops.where checks that the condition is a constant before building this.
 @elementwise("where", lambda xp, c, a, b: xp.where(c, a, b), 3)
 def _where(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """y_i = a_i if c_i else b_i (c constant);  ā_i = ȳ_i · [c_i],  b̄_i = ȳ_i · [¬c_i]."""

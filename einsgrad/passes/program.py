@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, contraction, plan_info
-from .ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
+from einsgrad.backends.base import Backend, contraction, plan_info
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
 
 __all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
 

@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .autodiff import variables_by_name
-from .errors import EinsgradError, ShapeError
-from .evaluate import evaluate
-from .ir import Var, toposort
-from .ops import as_expr
-from .simplify import simplify
+from einsgrad.core.errors import EinsgradError, ShapeError
+from einsgrad.core.ir import Var, toposort
+from einsgrad.graph.ops import as_expr
+from einsgrad.passes.autodiff import variables_by_name
+from einsgrad.passes.evaluate import evaluate
+from einsgrad.passes.simplify import simplify
 
 __all__ = ["Equivalence", "equivalent"]
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
-from .ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size, Var, toposort
-from .spec import parse_spec, resolve
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size, Var, toposort
+from einsgrad.core.spec import parse_spec, resolve
+from einsgrad.graph import ops
 
 __all__ = ["simplify", "structural_key"]
 
@@ -482,8 +482,8 @@ def simplify(expr: Expr) -> Expr:
 
     The result is equal to ``expr`` for every input; it is usually smaller and cheaper.
     """
-    from .autodiff import ORIGIN_VARIABLES
-    from .rewrite import rebuild
+    from einsgrad.graph.rewrite import rebuild
+    from einsgrad.passes.autodiff import ORIGIN_VARIABLES
 
     uses: dict[Expr, int] = {}
     for node in toposort([expr]):

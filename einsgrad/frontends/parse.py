@@ -20,9 +20,10 @@ import ast
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import ops, primitives
-from .errors import EinsgradError, ParseError, caret_message
-from .ir import Expr, Var
+from einsgrad.core.errors import EinsgradError, ParseError, caret_message
+from einsgrad.core.ir import Expr, Var
+from einsgrad.graph import ops
+from einsgrad.rules import elementwise as primitives
 
 __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_expr"]
 

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import get_backend
-from .errors import ShapeError, SpecError
-from .ir import Einsum, Expr
-from .spec import ELLIPSIS, Spec, parse_spec, resolve
+from einsgrad.backends.base import get_backend
+from einsgrad.core.errors import ShapeError, SpecError
+from einsgrad.core.ir import Einsum, Expr
+from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec, resolve
 
 __all__ = ["BackwardRule", "backward", "backward_spec", "einsum_vjp"]
 
@@ -70,7 +70,7 @@ def einsum_vjp(node: Einsum, cotangent: Expr, wrt: int) -> Expr:
             if inferred == target.shape:
                 # The contraction alone has the right shape: no reference needed.
                 spec, like = plain, None
-    from .ops import _einsum_node
+    from einsgrad.graph.ops import _einsum_node
 
     return _einsum_node(spec, operands, like)
 

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .spec import Spec
+from einsgrad.core.spec import Spec
 
 if TYPE_CHECKING:
-    from .primitives import ElementwiseOp, ReductionOp
+    from einsgrad.rules.elementwise import ElementwiseOp, ReductionOp
 
 __all__ = [
     "Const",
@@ -128,52 +128,52 @@ class Expr:
 
     # -- operators ---------------------------------------------------------------------
     def __add__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.add(self, other)
 
     def __radd__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.add(other, self)
 
     def __sub__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.subtract(self, other)
 
     def __rsub__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.subtract(other, self)
 
     def __mul__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.multiply(self, other)
 
     def __rmul__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.multiply(other, self)
 
     def __truediv__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.divide(other, self)
 
     def __pow__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.power(self, other)
 
     def __neg__(self) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.negative(self)
 
@@ -181,55 +181,55 @@ class Expr:
         return self
 
     def __matmul__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Expr:
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.matmul(other, self)
 
     @property
     def T(self) -> Expr:
         """The transpose of a 2-D expression (numpy's ``.T`` for matrices)."""
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.transpose(self)
 
     def sum(self, axis: int | Sequence[int] | None = None) -> Expr:
         """Sum over ``axis`` (all axes by default)."""
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.sum(self, axis)
 
     def mean(self, axis: int | Sequence[int] | None = None) -> Expr:
         """Mean over ``axis`` (all axes by default)."""
-        from . import ops
+        from einsgrad.graph import ops
 
         return ops.mean(self, axis)
 
     def to_einsum(self) -> str:
         """This expression as one numpy einsum call, if it simplifies to one."""
-        from .index import to_einsum
+        from einsgrad.frontends.index import to_einsum
 
         return to_einsum(self)
 
     def to_index(self, name: str = "Y") -> str:
         """This expression in index notation, ``Y[i,j] = X[i,k] * W[k,j]`` (static shapes)."""
-        from .index import to_index
+        from einsgrad.frontends.index import to_index
 
         return to_index(self, name)
 
     def to_latex(self, name: str = "Y") -> str:
         """This expression as a LaTeX index equation with explicit sums."""
-        from .index import to_latex
+        from einsgrad.frontends.index import to_latex
 
         return to_latex(self, name)
 
     def to_matrix(self, style: str = "math") -> str | None:
         """Matrix notation (``Xᵀ·dY``, or ``X.T @ dY`` with ``style="numpy"``), if there is one."""
-        from .notation import matrix_form
+        from einsgrad.teach.notation import matrix_form
 
         return matrix_form(self, style="numpy" if style == "numpy" else "math")
 
@@ -239,23 +239,23 @@ class Expr:
     # -- evaluation and display ------------------------------------------------------------
     def __call__(self, **arrays: Any) -> Any:
         """Evaluate with numpy: ``expr(X=x, W=w)``."""
-        from .evaluate import evaluate
+        from einsgrad.passes.evaluate import evaluate
 
         return evaluate(self, **arrays)
 
     def eval(self, mapping: Mapping[str, Any] | None = None, **arrays: Any) -> Any:
         """Evaluate with numpy from a mapping of variable names to arrays."""
-        from .evaluate import evaluate
+        from einsgrad.passes.evaluate import evaluate
 
         return evaluate(self, mapping, **arrays)
 
     def __str__(self) -> str:
-        from .printing import to_text
+        from einsgrad.graph.printing import to_text
 
         return to_text(self)
 
     def __repr__(self) -> str:
-        from .printing import to_text
+        from einsgrad.graph.printing import to_text
 
         return f"<einsgrad.Expr {to_text(self, inline=True, limit=200)}>"
 
@@ -405,13 +405,13 @@ class Einsum(Expr):
         return references[0].shape if references else None
 
     def resolved(self, children: Sequence[Meta], references: Sequence[Meta]) -> Any:
-        from .spec import resolve
+        from einsgrad.core.spec import resolve
 
         like = self._like_shape(references)
         return resolve(self.spec, [m.shape for m in children], like, self._operand_names)
 
     def _operand_names(self) -> list[str]:
-        from .printing import short_name
+        from einsgrad.graph.printing import short_name
 
         return [short_name(op) for op in self.operands]
 
@@ -423,7 +423,7 @@ class Einsum(Expr):
         return Meta(shape, dtype)
 
     def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        from .spec import resolve
+        from einsgrad.core.spec import resolve
 
         like = self._like_shape(refs)
         shapes = [
@@ -434,8 +434,8 @@ class Einsum(Expr):
         return backend.einsum(resolved, values, dtype)
 
     def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        from .decompose import tree_vjp
-        from .rule import einsum_vjp
+        from einsgrad.rules.contraction_tree import tree_vjp
+        from einsgrad.rules.einsum import einsum_vjp
 
         # Three or more arrays with static shapes: reverse mode through the contraction
         # tree, so every operand's cotangent reuses the forward intermediates.
@@ -470,7 +470,7 @@ class Map(Expr):
         return self.args
 
     def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        from .ops import broadcast_shapes
+        from einsgrad.graph.ops import broadcast_shapes
 
         shape = broadcast_shapes([m.shape for m in children], self.args, self.op.name)
         return Meta(shape, self.op.result_dtype(children))
@@ -479,7 +479,7 @@ class Map(Expr):
         return self.op.forward(backend.xp, *values)
 
     def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        from .ops import unbroadcast
+        from einsgrad.graph.ops import unbroadcast
 
         cotangents = self.op.vjp(self, cotangent, tuple(wanted))
         return tuple(
@@ -517,7 +517,7 @@ class Reduce(Expr):
         return (self.arg,)
 
     def concrete_axes(self, ndim: int) -> tuple[int, ...]:
-        from .ops import normalize_axes
+        from einsgrad.graph.ops import normalize_axes
 
         return normalize_axes(self.axes, ndim, self.arg)
 
@@ -561,7 +561,7 @@ class Size(Expr):
         return (self.arg,)
 
     def count(self, shape: Shape) -> int:
-        from .ops import normalize_axes
+        from einsgrad.graph.ops import normalize_axes
 
         axes = normalize_axes(self.axes, len(shape), self.arg)
         return int(np.prod([shape[a] for a in axes], dtype=np.int64))
@@ -625,8 +625,8 @@ class Seed(Expr):
         return (self.loss,)
 
     def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        from .errors import GradError
-        from .printing import short_name
+        from einsgrad.core.errors import GradError
+        from einsgrad.graph.printing import short_name
 
         shape = references[0].shape
         if shape != ():

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import MemoryLimitError, ShapeError
+from einsgrad.core.errors import MemoryLimitError, ShapeError
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",

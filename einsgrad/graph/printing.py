@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
 
 __all__ = ["short_name", "to_text"]
 

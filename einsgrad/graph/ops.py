@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ShapeError, SpecError
-from .ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
-from .primitives import (
+from einsgrad.core.errors import ShapeError, SpecError
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
+from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
+from einsgrad.rules.elementwise import (
     ELEMENTWISE,
     REDUCTIONS,
     abs,
@@ -28,7 +29,6 @@ from .primitives import (
     sqrt,
     tanh,
 )
-from .spec import ELLIPSIS, parse_spec, resolve
 
 __all__ = [
     "abs",
@@ -165,7 +165,7 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
     if isinstance(like, Expr) and like.shape is not None:
         like = like.shape
     if all(s is not None for s in shapes) and not isinstance(like, Expr):
-        from .printing import short_name
+        from einsgrad.graph.printing import short_name
 
         def names() -> list[str]:
             return [short_name(op) for op in operands]
@@ -226,7 +226,7 @@ def _axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
 
 def normalize_axes(axes: tuple[int, ...] | None, ndim: int, of: Expr) -> tuple[int, ...]:
     """``axes`` as sorted non-negative axes of a rank-``ndim`` array; ``None`` means all."""
-    from .printing import short_name
+    from einsgrad.graph.printing import short_name
 
     if axes is None:
         return tuple(range(ndim))
@@ -292,7 +292,7 @@ def transpose(x: Any) -> Expr:
     """The transpose of a 2-D expression, as the einsum ``"ij->ji"``."""
     x = as_expr(x)
     if x.ndim is not None and x.ndim != 2:
-        from .printing import short_name
+        from einsgrad.graph.printing import short_name
 
         raise ShapeError(f".T needs a 2-D operand; {short_name(x)} has shape {x.shape}")
     return _einsum_node(parse_spec("ij->ji"), [x], None)
@@ -306,7 +306,7 @@ def matmul(a: Any, b: Any) -> Expr:
     the operand is taken to be at least 2-D; a 1-D array then fails with a ShapeError at
     evaluation (give the variable a shape to use the 1-D rules).
     """
-    from .printing import short_name
+    from einsgrad.graph.printing import short_name
 
     a, b = as_expr(a), as_expr(b)
     for operand in (a, b):
@@ -343,7 +343,7 @@ def broadcast_shapes(shapes: Sequence[Shape], args: Sequence[Expr], what: str) -
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        from .printing import short_name
+        from einsgrad.graph.printing import short_name
 
         described = ", ".join(
             f"{short_name(a)} {tuple(s)}" for a, s in zip(args, shapes, strict=True)

@@ -15,9 +15,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from .errors import GradError, ShapeError
-from .ir import Const, Expr, Seed, Var, reaching, toposort
-from .printing import short_name
+from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.ir import Const, Expr, Seed, Var, reaching, toposort
+from einsgrad.graph.printing import short_name
 
 __all__ = ["cotangents", "grad", "variables_by_name"]
 
@@ -91,7 +91,7 @@ def _sum(terms: list[Expr]) -> Expr:
 
 def _zeros_like(variable: Var) -> Expr:
     """Zeros of the variable's shape (a constant when the shape is declared)."""
-    from .ops import _generalized
+    from einsgrad.graph.ops import _generalized
 
     if variable.shape is not None:
         return Const(np.zeros(variable.shape, dtype=variable.dtype or np.float64))
@@ -137,7 +137,7 @@ def grad(
     and ``allow_unused`` is false (with it, the gradient is zero).
     """
     if isinstance(expr, str):
-        from .parse import parse_expr
+        from einsgrad.frontends.parse import parse_expr
 
         expr = parse_expr(expr, shapes=shapes)
     if not isinstance(expr, Expr):
@@ -166,7 +166,7 @@ def grad(
         cotangent = found[target]
         result = cotangent if cotangent is not None else _zeros_like(target)
         if target.structure is not None:
-            from .ops import project
+            from einsgrad.graph.ops import project
 
             result = project(result, target)
         ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
