@@ -10,26 +10,26 @@ from einsgrad.core.errors import (
     EinsgradError,
     GradError,
     MemoryLimitError,
+    MissingRuleError,
     ParseError,
     ShapeError,
     SpecError,
 )
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Size, Var
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Size, Var, install_operators
 from einsgrad.frontends.index import parse
 from einsgrad.frontends.parse import parse_expr
+from einsgrad.graph import ops
 from einsgrad.graph.ops import (
     as_expr,
     einsum,
-    log_softmax,
-    logsumexp,
     matmul,
     mean,
-    softmax,
     sum,
     transpose,
     var,
     where,
 )
+from einsgrad.graph.printing import to_text
 from einsgrad.passes.autodiff import grad
 from einsgrad.passes.calculus import (
     Cost,
@@ -47,11 +47,44 @@ from einsgrad.passes.compile import Compiled, compile
 from einsgrad.passes.equivalence import Equivalence, equivalent
 from einsgrad.passes.evaluate import evaluate
 from einsgrad.passes.simplify import simplify
+
+# The rule table's rows: importing these modules registers every built-in node kind.
+from einsgrad.rules import einsum as _einsum_rules  # noqa: F401
 from einsgrad.rules import elementwise as primitives
+from einsgrad.rules import leaves as _leaf_rules  # noqa: F401
+from einsgrad.rules import reductions as _reduction_rules  # noqa: F401
 from einsgrad.rules.einsum import BackwardRule, backward
 from einsgrad.rules.elementwise import *  # noqa: F403 - the elementwise functions: exp, log, relu, ...
+from einsgrad.rules.reductions import log_softmax, logsumexp, softmax
 from einsgrad.teach.check import Verdict, check
 from einsgrad.teach.explain import Derivation, Step, explain
+from einsgrad.teach.index_form import to_einsum, to_index, to_latex
+from einsgrad.teach.notation import matrix_form
+
+
+def _repr(expr: Expr) -> str:
+    return f"<einsgrad.Expr {to_text(expr, inline=True, limit=200)}>"
+
+
+install_operators(
+    add=ops.add,
+    subtract=ops.subtract,
+    multiply=ops.multiply,
+    divide=ops.divide,
+    power=ops.power,
+    negative=ops.negative,
+    matmul=ops.matmul,
+    transpose=ops.transpose,
+    sum=ops.sum,
+    mean=ops.mean,
+    to_einsum=to_einsum,
+    to_index=to_index,
+    to_latex=to_latex,
+    to_matrix=lambda expr, style: matrix_form(expr, style=style),
+    evaluate=evaluate,
+    str=to_text,
+    repr=_repr,
+)
 
 __version__ = "0.1.0"
 
@@ -68,6 +101,7 @@ __all__ = [
     "GradError",
     "Map",
     "MemoryLimitError",
+    "MissingRuleError",
     "ParseError",
     "Reduce",
     "ShapeError",

@@ -17,6 +17,7 @@ from einsgrad.graph import ops
 from einsgrad.passes.autodiff import grad
 from einsgrad.passes.evaluate import evaluate
 from einsgrad.rules.einsum import backward
+from einsgrad.rules.elementwise import relu
 
 TOLERANCE = 1e-6
 
@@ -56,7 +57,7 @@ def run(print_: Callable[[str], None] = print) -> int:
     X, W, B = ops.var("X", x.shape), ops.var("W", w.shape), ops.var("b", b.shape)
     Y = ops.einsum("bi,ij->bj", X, W) + B
     # Seed 001: a per-example loss l_b = Σ_j relu(Y_bj)², averaged over the batch (1/B).
-    loss = ops.mean(ops.sum(ops.relu(Y) ** 2, axis=1))
+    loss = ops.mean(ops.sum(relu(Y) ** 2, axis=1))
     print_("2. A loss through a bias, a ReLU and the batch mean (seed 001's 1/B):")
     print_(f"   L = {loss}\n")
     gradients = grad(loss, [W, X, B])

@@ -15,6 +15,7 @@ import einsgrad as eg
 from einsgrad.backends.base import plan_info
 from einsgrad.core.ir import Einsum, toposort
 from einsgrad.rules.contraction_tree import contraction_tree, split_einsums
+from einsgrad.rules.einsum import resolved as einsum_resolved
 
 CASES = [
     ("ab,bc,cd,de->ae", [(2, 3), (3, 4), (4, 5), (5, 6)]),
@@ -63,7 +64,7 @@ def _flops(outputs: list[eg.Expr]) -> int:
     for node in toposort(list(split_einsums(outputs))):
         if isinstance(node, Einsum):
             metas = [type("M", (), {"shape": op.shape})() for op in node.operands]
-            resolved = node.resolved(metas, [])
+            resolved = einsum_resolved(node, metas, [])
             arrays = tuple(k for k, op in enumerate(node.operands) if op.shape != ())
             total += plan_info(resolved, tuple(node.operands[k].shape for k in arrays), arrays)[0]
     return total

@@ -28,7 +28,7 @@ from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite
 
 import einsgrad as eg
 from einsgrad.core.ir import Map
-from einsgrad.rules.elementwise import ELEMENTWISE, REDUCTIONS
+from einsgrad.core.primitive import ELEMENTWISE, REDUCTIONS
 
 RTOL = 1e-5
 ATOL = 1e-6

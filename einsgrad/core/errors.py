@@ -11,6 +11,7 @@ __all__ = [
     "EinsgradError",
     "GradError",
     "MemoryLimitError",
+    "MissingRuleError",
     "ParseError",
     "ShapeError",
     "SpecError",
@@ -36,6 +37,11 @@ class ParseError(EinsgradError):
 
 class MemoryLimitError(EinsgradError):
     """A result or intermediate that would exceed the memory limit; nothing was allocated."""
+
+
+class MissingRuleError(EinsgradError, NotImplementedError):
+    """A node kind met by a pass that has no rule for it (its row in the rule table lacks
+    that pass's entry); raised instead of a silent zero or a stale subtree."""
 
 
 class GradError(EinsgradError):

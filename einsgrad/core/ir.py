@@ -19,6 +19,11 @@ dictionaries keyed on nodes do common-subexpression elimination for free.
 A node has *children* (values it is computed from; derivatives flow through them) and
 *references* (nodes it needs only the shape of: an Einsum's shape reference, a Size's
 argument). Derivative rules never differentiate through a reference.
+
+This module is the leaf of the package: it imports no other einsgrad module. What a
+node kind *does* (its derivatives, lowering, printing, rewriting) is its row in the rule
+table, :mod:`einsgrad.core.kinds`, filled in by its module in :mod:`einsgrad.rules`; the
+arithmetic operators and methods of :class:`Expr` are installed by the API layer.
 """
 
 from __future__ import annotations
@@ -28,14 +33,9 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
-
-from einsgrad.core.spec import Spec
-
-if TYPE_CHECKING:
-    from einsgrad.rules.elementwise import ElementwiseOp, ReductionOp
 
 __all__ = [
     "Const",
@@ -48,6 +48,7 @@ __all__ = [
     "Shape",
     "Size",
     "Var",
+    "install_operators",
     "reaching",
     "toposort",
 ]
@@ -113,125 +114,94 @@ class Expr:
         """The variables the expression depends on (values or shapes), in first-use order."""
         return tuple(node for node in toposort([self]) if isinstance(node, Var))
 
-    # -- per-kind behaviour ------------------------------------------------------------
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        """Shape and dtype of this node from those of its children and references."""
-        raise NotImplementedError
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        """This node's value from its children's values."""
-        raise NotImplementedError
-
-    def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        """Cotangents of the children (``None`` for zero or not wanted)."""
-        return tuple(None for _ in self.children)
-
-    # -- operators ---------------------------------------------------------------------
+    # -- operators: installed by the API layer (einsgrad/__init__.py), so the IR imports
+    # none of the modules that build, evaluate or print expressions ------------------------
     def __add__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.add(self, other)
+        result: Expr = _operator("add")(self, other)
+        return result
 
     def __radd__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.add(other, self)
+        result: Expr = _operator("add")(other, self)
+        return result
 
     def __sub__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.subtract(self, other)
+        result: Expr = _operator("subtract")(self, other)
+        return result
 
     def __rsub__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.subtract(other, self)
+        result: Expr = _operator("subtract")(other, self)
+        return result
 
     def __mul__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.multiply(self, other)
+        result: Expr = _operator("multiply")(self, other)
+        return result
 
     def __rmul__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.multiply(other, self)
+        result: Expr = _operator("multiply")(other, self)
+        return result
 
     def __truediv__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.divide(self, other)
+        result: Expr = _operator("divide")(self, other)
+        return result
 
     def __rtruediv__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.divide(other, self)
+        result: Expr = _operator("divide")(other, self)
+        return result
 
     def __pow__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.power(self, other)
+        result: Expr = _operator("power")(self, other)
+        return result
 
     def __neg__(self) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.negative(self)
+        result: Expr = _operator("negative")(self)
+        return result
 
     def __pos__(self) -> Expr:
         return self
 
     def __matmul__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.matmul(self, other)
+        result: Expr = _operator("matmul")(self, other)
+        return result
 
     def __rmatmul__(self, other: Any) -> Expr:
-        from einsgrad.graph import ops
-
-        return ops.matmul(other, self)
+        result: Expr = _operator("matmul")(other, self)
+        return result
 
     @property
     def T(self) -> Expr:
         """The transpose of a 2-D expression (numpy's ``.T`` for matrices)."""
-        from einsgrad.graph import ops
-
-        return ops.transpose(self)
+        result: Expr = _operator("transpose")(self)
+        return result
 
     def sum(self, axis: int | Sequence[int] | None = None) -> Expr:
         """Sum over ``axis`` (all axes by default)."""
-        from einsgrad.graph import ops
-
-        return ops.sum(self, axis)
+        result: Expr = _operator("sum")(self, axis)
+        return result
 
     def mean(self, axis: int | Sequence[int] | None = None) -> Expr:
         """Mean over ``axis`` (all axes by default)."""
-        from einsgrad.graph import ops
-
-        return ops.mean(self, axis)
+        result: Expr = _operator("mean")(self, axis)
+        return result
 
     def to_einsum(self) -> str:
         """This expression as one numpy einsum call, if it simplifies to one."""
-        from einsgrad.frontends.index import to_einsum
-
-        return to_einsum(self)
+        text: str = _operator("to_einsum")(self)
+        return text
 
     def to_index(self, name: str = "Y") -> str:
         """This expression in index notation, ``Y[i,j] = X[i,k] * W[k,j]`` (static shapes)."""
-        from einsgrad.frontends.index import to_index
-
-        return to_index(self, name)
+        text: str = _operator("to_index")(self, name)
+        return text
 
     def to_latex(self, name: str = "Y") -> str:
         """This expression as a LaTeX index equation with explicit sums."""
-        from einsgrad.frontends.index import to_latex
-
-        return to_latex(self, name)
+        text: str = _operator("to_latex")(self, name)
+        return text
 
     def to_matrix(self, style: str = "math") -> str | None:
         """Matrix notation (``Xᵀ·dY``, or ``X.T @ dY`` with ``style="numpy"``), if there is one."""
-        from einsgrad.teach.notation import matrix_form
-
-        return matrix_form(self, style="numpy" if style == "numpy" else "math")
+        text: str | None = _operator("to_matrix")(self, "numpy" if style == "numpy" else "math")
+        return text
 
     def __bool__(self) -> bool:
         raise TypeError("an einsgrad expression has no truth value; evaluate it first")
@@ -239,25 +209,36 @@ class Expr:
     # -- evaluation and display ------------------------------------------------------------
     def __call__(self, **arrays: Any) -> Any:
         """Evaluate with numpy: ``expr(X=x, W=w)``."""
-        from einsgrad.passes.evaluate import evaluate
-
-        return evaluate(self, **arrays)
+        return _operator("evaluate")(self, None, **arrays)
 
     def eval(self, mapping: Mapping[str, Any] | None = None, **arrays: Any) -> Any:
         """Evaluate with numpy from a mapping of variable names to arrays."""
-        from einsgrad.passes.evaluate import evaluate
-
-        return evaluate(self, mapping, **arrays)
+        return _operator("evaluate")(self, mapping, **arrays)
 
     def __str__(self) -> str:
-        from einsgrad.graph.printing import to_text
-
-        return to_text(self)
+        text: str = _operator("str")(self)
+        return text
 
     def __repr__(self) -> str:
-        from einsgrad.graph.printing import to_text
+        text: str = _operator("repr")(self)
+        return text
 
-        return f"<einsgrad.Expr {to_text(self, inline=True, limit=200)}>"
+
+_OPERATORS: dict[str, Callable[..., Any]] = {}
+
+
+def install_operators(**functions: Callable[..., Any]) -> None:
+    """Give ``Expr`` its operators and methods (``add=``, ``evaluate=``, ``str=``, ...)."""
+    _OPERATORS.update(functions)
+
+
+def _operator(name: str) -> Callable[..., Any]:
+    try:
+        return _OPERATORS[name]
+    except KeyError:
+        raise LookupError(
+            f"the expression operator {name!r} is not installed; import einsgrad first"
+        ) from None
 
 
 def _as_shape(shape: Iterable[int] | None) -> Shape | None:
@@ -299,9 +280,6 @@ class Var(Expr):
         key = (name, fixed, None if kind is None else kind.str, structure)
         return cls._interned(key, build)  # type: ignore[no-any-return]
 
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        raise AssertionError("variables are bound by evaluation, not inferred")
-
 
 class Const(Expr):
     """A constant: a Python number (weakly typed, as in numpy) or an array."""
@@ -341,19 +319,6 @@ class Const(Expr):
     def is_scalar(self) -> bool:
         return not isinstance(self.value, np.ndarray)
 
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        if self.is_scalar:
-            return Meta((), None)
-        return Meta(self.value.shape, self.value.dtype)
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        return self.value if self.is_scalar else backend.asarray(self.value)
-
-
-def _result_dtype(metas: Sequence[Meta]) -> np.dtype[Any] | None:
-    dtypes = [m.dtype for m in metas if m.dtype is not None]
-    return np.result_type(*dtypes) if dtypes else None
-
 
 class Einsum(Expr):
     """A generalized einsum over ``operands``; see :mod:`einsgrad.spec`.
@@ -366,13 +331,13 @@ class Einsum(Expr):
 
     __slots__ = ("like", "operands", "spec")
     kind = "einsum"
-    spec: Spec
+    spec: Any  # an einsgrad.core.spec.Spec (the IR imports no other einsgrad module)
     operands: tuple[Expr, ...]
     like: Expr | Shape | None
 
     def __new__(
         cls,
-        spec: Spec,
+        spec: Any,
         operands: Sequence[Expr],
         like: Expr | Shape | None,
         shape: Shape | None,
@@ -399,63 +364,16 @@ class Einsum(Expr):
     def references(self) -> tuple[Expr, ...]:
         return (self.like,) if isinstance(self.like, Expr) else ()
 
-    def _like_shape(self, references: Sequence[Meta]) -> Shape | None:
-        if isinstance(self.like, tuple):
-            return self.like
-        return references[0].shape if references else None
-
-    def resolved(self, children: Sequence[Meta], references: Sequence[Meta]) -> Any:
-        from einsgrad.core.spec import resolve
-
-        like = self._like_shape(references)
-        return resolve(self.spec, [m.shape for m in children], like, self._operand_names)
-
-    def _operand_names(self) -> list[str]:
-        from einsgrad.graph.printing import short_name
-
-        return [short_name(op) for op in self.operands]
-
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        shape = self.resolved(children, references).shape
-        dtype = _result_dtype(children)
-        if dtype is None and references:
-            dtype = references[0].dtype
-        return Meta(shape, dtype)
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        from einsgrad.core.spec import resolve
-
-        like = self._like_shape(refs)
-        shapes = [
-            (() if isinstance(v, int | float | complex) else backend.shape(v)) for v in values
-        ]
-        resolved = resolve(self.spec, shapes, like, self._operand_names)
-        dtype = meta.dtype if meta.dtype is not None else np.float64
-        return backend.einsum(resolved, values, dtype)
-
-    def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        from einsgrad.rules.contraction_tree import tree_vjp
-        from einsgrad.rules.einsum import einsum_vjp
-
-        # Three or more arrays with static shapes: reverse mode through the contraction
-        # tree, so every operand's cotangent reuses the forward intermediates.
-        through_tree = tree_vjp(self, cotangent, wanted)
-        if through_tree is not None:
-            return through_tree
-        return tuple(
-            einsum_vjp(self, cotangent, k) if want else None for k, want in enumerate(wanted)
-        )
-
 
 class Map(Expr):
     """An elementwise primitive applied to numpy-broadcast arguments."""
 
     __slots__ = ("args", "op")
     kind = "map"
-    op: ElementwiseOp
+    op: Any  # an einsgrad.core.primitive.ElementwiseOp
     args: tuple[Expr, ...]
 
-    def __new__(cls, op: ElementwiseOp, args: Sequence[Expr], shape: Shape | None) -> Map:
+    def __new__(cls, op: Any, args: Sequence[Expr], shape: Shape | None) -> Map:
         args_tuple = tuple(args)
 
         def build(node: Any) -> None:
@@ -469,24 +387,6 @@ class Map(Expr):
     def children(self) -> tuple[Expr, ...]:
         return self.args
 
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        from einsgrad.graph.ops import broadcast_shapes
-
-        shape = broadcast_shapes([m.shape for m in children], self.args, self.op.name)
-        return Meta(shape, self.op.result_dtype(children))
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        return self.op.forward(backend.xp, *values)
-
-    def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        from einsgrad.graph.ops import unbroadcast
-
-        cotangents = self.op.vjp(self, cotangent, tuple(wanted))
-        return tuple(
-            None if c is None or not want else unbroadcast(c, arg)
-            for c, arg, want in zip(cotangents, self.args, wanted, strict=True)
-        )
-
 
 class Reduce(Expr):
     """A reduction primitive over ``axes`` that is not an einsum (e.g. ``logsumexp``).
@@ -497,12 +397,12 @@ class Reduce(Expr):
 
     __slots__ = ("arg", "axes", "op")
     kind = "reduce"
-    op: ReductionOp
+    op: Any  # an einsgrad.core.primitive.ReductionOp
     arg: Expr
     axes: tuple[int, ...] | None
 
     def __new__(
-        cls, op: ReductionOp, arg: Expr, axes: tuple[int, ...] | None, shape: Shape | None
+        cls, op: Any, arg: Expr, axes: tuple[int, ...] | None, shape: Shape | None
     ) -> Reduce:
         def build(node: Any) -> None:
             node.op = op
@@ -515,25 +415,6 @@ class Reduce(Expr):
     @property
     def children(self) -> tuple[Expr, ...]:
         return (self.arg,)
-
-    def concrete_axes(self, ndim: int) -> tuple[int, ...]:
-        from einsgrad.graph.ops import normalize_axes
-
-        return normalize_axes(self.axes, ndim, self.arg)
-
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        (meta,) = children
-        axes = self.concrete_axes(len(meta.shape))
-        shape = tuple(n for i, n in enumerate(meta.shape) if i not in axes)
-        return Meta(shape, meta.dtype)
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        (value,) = values
-        axes = self.concrete_axes(len(backend.shape(value)))
-        return self.op.forward(backend.xp, value, axes)
-
-    def vjp(self, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
-        return (self.op.vjp(self, cotangent),) if wanted[0] else (None,)
 
 
 class Size(Expr):
@@ -559,19 +440,6 @@ class Size(Expr):
     @property
     def references(self) -> tuple[Expr, ...]:
         return (self.arg,)
-
-    def count(self, shape: Shape) -> int:
-        from einsgrad.graph.ops import normalize_axes
-
-        axes = normalize_axes(self.axes, len(shape), self.arg)
-        return int(np.prod([shape[a] for a in axes], dtype=np.int64))
-
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        self.count(references[0].shape)  # validates the axes
-        return Meta((), None)
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        return self.count(refs[0].shape)
 
 
 def toposort(roots: Iterable[Expr], *, references: bool = True) -> list[Expr]:
@@ -623,21 +491,6 @@ class Seed(Expr):
     @property
     def references(self) -> tuple[Expr, ...]:
         return (self.loss,)
-
-    def infer(self, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-        from einsgrad.core.errors import GradError
-        from einsgrad.graph.printing import short_name
-
-        shape = references[0].shape
-        if shape != ():
-            raise GradError(
-                f"grad needs a scalar loss, but {short_name(self.loss)} has shape {shape}; "
-                "use vjp (with a cotangent of that shape) or jacobian for non-scalar outputs"
-            )
-        return Meta((), references[0].dtype)
-
-    def compute(self, backend: Any, values: Sequence[Any], meta: Meta, refs: Sequence[Meta]) -> Any:
-        return 1.0
 
 
 def reaching(order: Sequence[Expr], targets: Iterable[Expr]) -> set[Expr]:

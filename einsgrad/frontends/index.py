@@ -28,17 +28,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from einsgrad.core.errors import EinsgradError, ParseError, caret_message
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Var
-from einsgrad.core.spec import resolve
+from einsgrad.core.ir import Expr, Var
+from einsgrad.core.labels import LETTERS
 from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH
 from einsgrad.graph import ops
 from einsgrad.rules import elementwise as primitives
-from einsgrad.teach.notation import index_label
 
-__all__ = ["parse", "to_einsum", "to_index", "to_latex"]
+__all__ = ["parse"]
 
-_FUNCTIONS = set(primitives.__all__) - {"maximum", "minimum"}
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+FUNCTIONS = set(primitives.__all__) - {"maximum", "minimum"}
 
 
 @dataclass
@@ -70,14 +68,14 @@ class _Builder:
 
     def letter(self, label: str, node: ast.AST) -> str:
         if label not in self.letters:
-            if len(label) == 1 and label in _LETTERS and label not in self.letters.values():
+            if len(label) == 1 and label in LETTERS and label not in self.letters.values():
                 self.letters[label] = label
             else:
                 free = [
-                    c for c in _LETTERS if c not in self.letters.values() and c not in self.letters
+                    c for c in LETTERS if c not in self.letters.values() and c not in self.letters
                 ]
                 if not free:
-                    raise self.fail(node, f"more than {len(_LETTERS)} index labels")
+                    raise self.fail(node, f"more than {len(LETTERS)} index labels")
                 self.letters[label] = free[0]
         return self.letters[label]
 
@@ -195,7 +193,7 @@ class _Builder:
                 raise self.fail(node, f"only numbers are allowed here, not {node.value!r}")
             return _Indexed(ops.as_expr(float(node.value)), ())
         if isinstance(node, ast.Name):
-            if node.id in _FUNCTIONS:
+            if node.id in FUNCTIONS:
                 raise self.fail(node, f"{node.id!r} is a function: call it, e.g. {node.id}(X[i])")
             return _Indexed(self.variable(node.id), ())
         if isinstance(node, ast.Subscript):
@@ -218,9 +216,9 @@ class _Builder:
             base = self.build(node.left, needed | own, depth + 1)
             return _Indexed(ops.power(base.expr, float(node.right.value)), base.labels)
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
                 raise self.fail(
-                    node.func, f"unknown function (known: {', '.join(sorted(_FUNCTIONS))})"
+                    node.func, f"unknown function (known: {', '.join(sorted(FUNCTIONS))})"
                 )
             if len(node.args) != 1 or node.keywords:
                 raise self.fail(node, f"{node.func.id}() takes one argument")
@@ -303,156 +301,3 @@ def parse(
 
 
 # --- out -------------------------------------------------------------------------------------
-
-
-class _NotIndex(EinsgradError):
-    """An expression that index notation cannot write."""
-
-
-class _Writer:
-    def __init__(self, latex: bool) -> None:
-        self.latex = latex
-        self.pool = iter([*"ijklmnpqrstuvwxyz", *(f"i{k}" for k in range(1, 1000))])
-
-    def fresh(self) -> str:
-        label: str = next(self.pool)
-        return label
-
-    def tensor(self, name: str, labels: Sequence[str]) -> str:
-        if self.latex:
-            return f"{name}{index_label(labels, latex=True)}"
-        return f"{name}[{','.join(labels)}]" if labels else name
-
-    def write(self, node: Expr, labels: Sequence[str]) -> tuple[str, int]:
-        """Text of ``node`` with its axes labelled ``labels``, and its precedence."""
-        if isinstance(node, Var):
-            return self.tensor(node.name, labels), 100
-        if isinstance(node, Const) and node.is_scalar:
-            value = node.value
-            text = repr(float(value)) if isinstance(value, int | float) else repr(value)
-            return text, (100 if float(value) >= 0 else 30)
-        if isinstance(node, Einsum):
-            return self.einsum(node, labels)
-        if isinstance(node, Map):
-            return self.map(node, labels)
-        raise _NotIndex(f"index notation has no form for {type(node).__name__} nodes")
-
-    def einsum(self, node: Einsum, labels: Sequence[str]) -> tuple[str, int]:
-        shapes = [op.shape for op in node.operands]
-        if any(s is None for s in shapes) or node.shape is None:
-            raise _NotIndex("index notation needs static shapes")
-        like = node.like if isinstance(node.like, tuple) else None
-        resolved = resolve(node.spec, shapes, like)  # type: ignore[arg-type]
-        if len(set(resolved.output)) != len(resolved.output):
-            # (broadcast labels are fine: index notation broadcasts a term along labels it lacks)
-            raise _NotIndex("an einsum that writes onto a diagonal has no index form")
-        names = {label: given for label, given in zip(resolved.output, labels, strict=True)}
-        for term in resolved.inputs:
-            for label in term:
-                if label not in names:
-                    names[label] = self.fresh()
-        every = dict.fromkeys(label for term in resolved.inputs for label in term)
-        summed = [names[label] for label in every if label not in resolved.output]
-        parts = []
-        for term, operand in zip(resolved.inputs, node.operands, strict=True):
-            text, own = self.write(operand, [names[label] for label in term])
-            parts.append(f"({text})" if own < 20 else text)
-        # parse sums a label inside a function when only function arguments carry it; such
-        # a sum over the function's result needs an explicit Σ.
-        plain_labels = {
-            label
-            for term, operand in zip(resolved.inputs, node.operands, strict=True)
-            if not (isinstance(operand, Map) and operand.op.name in _FUNCTIONS)
-            for label in term
-        }
-        scoped = any(label not in plain_labels for label in every if label not in resolved.output)
-        body = (" " if self.latex else " * ").join(parts) if parts else "1.0"
-        if summed and (scoped or self.latex):
-            sums = (
-                "".join(f"\\sum_{{{s}}} " for s in summed)
-                if self.latex
-                else f"Σ_{','.join(summed)} "
-            )
-            return f"{sums}({body})" if not self.latex else f"{sums}{body}", 20
-        return body, 20
-
-    def map(self, node: Map, labels: Sequence[str]) -> tuple[str, int]:
-        name = node.op.name
-        args = []
-        for arg in node.args:
-            if arg.shape is None:
-                raise _NotIndex("index notation needs static shapes")
-            lead = len(labels) - len(arg.shape)
-            arg_labels = [
-                labels[lead + i] if size != 1 or node.shape[lead + i] == 1 else self.fresh()  # type: ignore[index]
-                for i, size in enumerate(arg.shape)
-            ]
-            args.append(self.write(arg, arg_labels))
-        if name in ("add", "subtract"):
-            operator = " + " if name == "add" else " - "
-            right = args[1][0] if args[1][1] > 10 else f"({args[1][0]})"
-            return f"{args[0][0]}{operator}{right}", 10
-        if name in ("multiply", "divide"):
-            operator = (" " if self.latex else " * ") if name == "multiply" else " / "
-            left = args[0][0] if args[0][1] >= 20 else f"({args[0][0]})"
-            right = args[1][0] if args[1][1] > 20 else f"({args[1][0]})"
-            return f"{left}{operator}{right}", 20
-        if name == "negative":
-            inner = args[0][0] if args[0][1] > 30 else f"({args[0][0]})"
-            return f"-{inner}", 30
-        if name == "power":
-            base = args[0][0] if args[0][1] > 40 else f"({args[0][0]})"
-            return (f"{base}^{{{args[1][0]}}}" if self.latex else f"{base} ** {args[1][0]}"), 40
-        if name in _FUNCTIONS and len(args) == 1:
-            if self.latex:
-                return f"\\operatorname{{{name}}}\\left({args[0][0]}\\right)", 100
-            return f"{name}({args[0][0]})", 100
-        raise _NotIndex(f"index notation has no form for {name}")
-
-
-def _equation(expr: Expr, name: str, latex: bool) -> str:
-    if expr.shape is None:
-        raise EinsgradError("index notation needs static shapes: declare them in var()")
-    writer = _Writer(latex=latex)
-    labels = [writer.fresh() for _ in expr.shape]
-    try:
-        body, _ = writer.write(expr, labels)
-    except _NotIndex as error:
-        raise EinsgradError(f"cannot write {expr!r} in index notation: {error}") from None
-    return f"{writer.tensor(name, labels)} = {body}"
-
-
-def to_index(expr: Expr, name: str = "Y") -> str:
-    """``expr`` as an index equation ``name[labels] = …`` (see the module documentation)."""
-    return _equation(expr, name, latex=False)
-
-
-def to_latex(expr: Expr, name: str = "Y") -> str:
-    """``expr`` as a LaTeX index equation with explicit sums."""
-    return _equation(expr, name, latex=True)
-
-
-def to_einsum(expr: Expr) -> str:
-    """``expr`` as one einsum call over its variables, after simplification."""
-    from einsgrad.graph.printing import short_name
-    from einsgrad.passes.simplify import simplify
-
-    direct = (
-        isinstance(expr, Einsum)
-        and expr.like is None
-        and all(isinstance(op, Var | Const) for op in expr.operands)
-    )
-    simple = expr if direct else simplify(expr)
-    if isinstance(simple, Var):
-        return simple.name
-    if not isinstance(simple, Einsum) or not all(
-        isinstance(op, Var | Const) for op in simple.operands
-    ):
-        raise EinsgradError(f"{short_name(expr)} is not a single einsum of variables: {simple!r}")
-    args = ", ".join(short_name(op) for op in simple.operands)
-    if simple.like is not None:
-        raise EinsgradError(
-            f"{short_name(expr)} is a generalized einsum '{simple.spec.text}' (it writes a "
-            "diagonal or broadcasts), which numpy's einsum cannot express"
-        )
-    return f"einsum('{simple.spec.text}', {args})"

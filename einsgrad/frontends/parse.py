@@ -24,6 +24,7 @@ from einsgrad.core.errors import EinsgradError, ParseError, caret_message
 from einsgrad.core.ir import Expr, Var
 from einsgrad.graph import ops
 from einsgrad.rules import elementwise as primitives
+from einsgrad.rules import reductions
 
 __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_expr"]
 
@@ -38,9 +39,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., Expr], bool]] = {
     "einsum": (ops.einsum, False),
     "sum": (ops.sum, True),
     "mean": (ops.mean, True),
-    "softmax": (ops.softmax, True),
-    "log_softmax": (ops.log_softmax, True),
-    "logsumexp": (ops.logsumexp, True),
+    "softmax": (reductions.softmax, True),
+    "log_softmax": (reductions.log_softmax, True),
+    "logsumexp": (reductions.logsumexp, True),
     "matmul": (ops.matmul, False),
     "transpose": (ops.transpose, False),
 }

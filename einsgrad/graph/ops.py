@@ -15,51 +15,27 @@ import numpy as np
 
 from einsgrad.core.errors import ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
+from einsgrad.core.labels import LETTERS
+from einsgrad.core.primitive import elementwise_op
 from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
-from einsgrad.rules.elementwise import (
-    ELEMENTWISE,
-    REDUCTIONS,
-    abs,
-    exp,
-    log,
-    maximum,
-    minimum,
-    relu,
-    sigmoid,
-    sqrt,
-    tanh,
-)
+from einsgrad.graph.printing import short_name
 
 __all__ = [
-    "abs",
     "add",
     "as_expr",
     "divide",
     "einsum",
-    "exp",
-    "log",
-    "log_softmax",
-    "logsumexp",
     "matmul",
-    "maximum",
     "mean",
-    "minimum",
     "multiply",
     "negative",
     "power",
-    "relu",
-    "sigmoid",
-    "softmax",
-    "sqrt",
     "subtract",
     "sum",
-    "tanh",
     "transpose",
     "var",
     "where",
 ]
-
-_LABELS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def var(
@@ -165,7 +141,6 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
     if isinstance(like, Expr) and like.shape is not None:
         like = like.shape
     if all(s is not None for s in shapes) and not isinstance(like, Expr):
-        from einsgrad.graph.printing import short_name
 
         def names() -> list[str]:
             return [short_name(op) for op in operands]
@@ -195,7 +170,7 @@ def _fold_constants(resolved: Any, operands: Sequence[Expr]) -> Expr | None:
     for label in present - set(resolved.output):
         value *= resolved.sizes[label]
     shape = resolved.shape
-    spec = parse_spec("->" + _LABELS[: len(shape)], generalized=True)
+    spec = parse_spec("->" + LETTERS[: len(shape)], generalized=True)
     return Einsum(spec, [Const(value)], shape, shape)
 
 
@@ -226,8 +201,6 @@ def _axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
 
 def normalize_axes(axes: tuple[int, ...] | None, ndim: int, of: Expr) -> tuple[int, ...]:
     """``axes`` as sorted non-negative axes of a rank-``ndim`` array; ``None`` means all."""
-    from einsgrad.graph.printing import short_name
-
     if axes is None:
         return tuple(range(ndim))
     result = []
@@ -248,7 +221,7 @@ def axis_terms(axes: tuple[int, ...] | None, ndim: int | None, of: Expr) -> tupl
     """
     if ndim is not None:
         chosen = normalize_axes(axes, ndim, of)
-        full = _LABELS[:ndim]
+        full = LETTERS[:ndim]
         return full, "".join(c for i, c in enumerate(full) if i not in chosen)
     if axes is None:
         return ELLIPSIS, ""
@@ -258,8 +231,8 @@ def axis_terms(axes: tuple[int, ...] | None, ndim: int | None, of: Expr) -> tupl
         raise ShapeError(f"axis {axes} repeats an axis")
     n_front = (max(front) + 1) if front else 0
     n_back = -min(back) if back else 0
-    front_labels = _LABELS[:n_front]
-    back_labels = _LABELS[n_front : n_front + n_back]
+    front_labels = LETTERS[:n_front]
+    back_labels = LETTERS[n_front : n_front + n_back]
     full = front_labels + ELLIPSIS + back_labels
     kept_front = "".join(c for i, c in enumerate(front_labels) if i not in front)
     kept_back = "".join(c for i, c in enumerate(back_labels) if i - n_back not in back)
@@ -292,8 +265,6 @@ def transpose(x: Any) -> Expr:
     """The transpose of a 2-D expression, as the einsum ``"ij->ji"``."""
     x = as_expr(x)
     if x.ndim is not None and x.ndim != 2:
-        from einsgrad.graph.printing import short_name
-
         raise ShapeError(f".T needs a 2-D operand; {short_name(x)} has shape {x.shape}")
     return _einsum_node(parse_spec("ij->ji"), [x], None)
 
@@ -306,8 +277,6 @@ def matmul(a: Any, b: Any) -> Expr:
     the operand is taken to be at least 2-D; a 1-D array then fails with a ShapeError at
     evaluation (give the variable a shape to use the 1-D rules).
     """
-    from einsgrad.graph.printing import short_name
-
     a, b = as_expr(a), as_expr(b)
     for operand in (a, b):
         if operand.ndim == 0:
@@ -343,8 +312,6 @@ def broadcast_shapes(shapes: Sequence[Shape], args: Sequence[Expr], what: str) -
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        from einsgrad.graph.printing import short_name
-
         described = ", ".join(
             f"{short_name(a)} {tuple(s)}" for a, s in zip(args, shapes, strict=True)
         )
@@ -352,7 +319,7 @@ def broadcast_shapes(shapes: Sequence[Shape], args: Sequence[Expr], what: str) -
 
 
 def _map(name: str, *args: Any) -> Expr:
-    op = ELEMENTWISE[name]
+    op = elementwise_op(name)
     exprs = [as_expr(a) for a in args]
     if all(isinstance(e, Const) and e.is_scalar for e in exprs):
         # Fold arithmetic on plain numbers (1.0 / 640) so derived programs stay readable.
@@ -488,11 +455,6 @@ def where(condition: Any, a: Any, b: Any) -> Expr:
 # --- reductions -----------------------------------------------------------------------------
 
 
-def logsumexp(x: Any, axis: int | Sequence[int] | None = None) -> Expr:
-    """``log(sum(exp(x), axis))``, shifted by the maximum so it neither overflows nor underflows."""
-    return reduction(REDUCTIONS["logsumexp"], as_expr(x), _axis_tuple(axis))
-
-
 def reduction(op: Any, x: Expr, axes: tuple[int, ...] | None) -> Expr:
     """The reduction primitive ``op`` of ``x`` over ``axes`` (normalized once the rank is known)."""
     shape = None
@@ -511,21 +473,6 @@ def unreduce(e: Expr, reduced: Reduce) -> Expr:
     return _generalized(f"{kept}->{full}", e, x)
 
 
-def softmax(x: Any, axis: int | Sequence[int] | None = -1) -> Expr:
-    """softmax_i = exp(x_i − logsumexp(x)) along ``axis``: stable, and sums to 1 there."""
-    x = as_expr(x)
-    return exp(log_softmax(x, axis))
-
-
-def log_softmax(x: Any, axis: int | Sequence[int] | None = -1) -> Expr:
-    """log_softmax_i = x_i − logsumexp(x) along ``axis``."""
-    x = as_expr(x)
-    lse = logsumexp(x, axis)
-    if not isinstance(lse, Reduce):  # pragma: no cover - logsumexp always builds a Reduce
-        raise TypeError("logsumexp did not build a reduction")
-    return subtract(x, unreduce(lse, lse))
-
-
 def unbroadcast(cotangent: Expr, arg: Expr) -> Expr:
     """``cotangent`` summed back over the axes numpy broadcast ``arg`` along.
 
@@ -536,7 +483,7 @@ def unbroadcast(cotangent: Expr, arg: Expr) -> Expr:
         return cotangent
     if cotangent.shape is None or arg.shape is None or len(arg.shape) > len(cotangent.shape):
         return _generalized(f"{ELLIPSIS}->{ELLIPSIS}", cotangent, arg)
-    labels = _LABELS[: len(cotangent.shape)]
+    labels = LETTERS[: len(cotangent.shape)]
     kept = labels[len(cotangent.shape) - len(arg.shape) :]
     trailing = cotangent.shape[len(cotangent.shape) - len(arg.shape) :]
     if all(a == g for a, g in zip(arg.shape, trailing, strict=True)):

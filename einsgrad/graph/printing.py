@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
+from einsgrad.core import kinds
+from einsgrad.core.ir import Const, Expr, Var, toposort
 
-__all__ = ["short_name", "to_text"]
+__all__ = ["ATOM", "axis_text", "const_text", "short_name", "to_text"]
 
-_ATOM = 1000
+ATOM = 1000
 
 
 def short_name(expr: Expr) -> str:
@@ -28,12 +29,12 @@ def short_name(expr: Expr) -> str:
     if isinstance(expr, Var):
         return expr.name
     if isinstance(expr, Const):
-        return _const_text(expr)
+        return const_text(expr)
     text = to_text(expr, inline=True, limit=60)
     return text
 
 
-def _const_text(node: Const) -> str:
+def const_text(node: Const) -> str:
     value = node.value
     if node.is_scalar:
         return repr(value)
@@ -43,7 +44,7 @@ def _const_text(node: Const) -> str:
     return f"const{tuple(array.shape)}"
 
 
-def _axis_text(axes: tuple[int, ...] | None) -> str:
+def axis_text(axes: tuple[int, ...] | None) -> str:
     if axes is None:
         return ""
     return f", axis={axes[0]}" if len(axes) == 1 else f", axis={axes}"
@@ -62,7 +63,7 @@ def to_text(expr: Expr, *, inline: bool = False, limit: int | None = None) -> st
 
     def text_of(node: Expr) -> tuple[str, int]:
         if node in names:
-            return names[node], _ATOM
+            return names[node], ATOM
         return rendered[node]
 
     def wrap(node: Expr, precedence: int, *, right: bool = False) -> str:
@@ -86,39 +87,5 @@ def to_text(expr: Expr, *, inline: bool = False, limit: int | None = None) -> st
 
 
 def _render(node: Expr, text_of: Any, wrap: Any) -> tuple[str, int]:
-    if isinstance(node, Var):
-        return node.name, _ATOM
-    if isinstance(node, Const):
-        text = _const_text(node)
-        negative = node.is_scalar and isinstance(node.value, int | float) and node.value < 0
-        return text, (30 if negative else _ATOM)
-    if isinstance(node, Einsum):
-        (term, *rest), output = node.spec.inputs, node.spec.output
-        if not rest and node.like is None and len(term) == 2 and output == term[::-1] != term:
-            return f"{wrap(node.operands[0], _ATOM)}.T", _ATOM  # a matrix transpose
-        args = ", ".join(text_of(op)[0] for op in node.operands)
-        if isinstance(node.like, Expr):
-            like = f", like={text_of(node.like)[0]}"
-        else:
-            like = "" if node.like is None else f", shape={node.like}"
-        return f"einsum('{node.spec.text}', {args}{like})", _ATOM
-    if isinstance(node, Map):
-        op = node.op
-        if op.infix is not None and len(node.args) == 2:
-            if op.infix == "**":
-                left = wrap(node.args[0], op.precedence + 1)
-                return f"{left} ** {wrap(node.args[1], op.precedence + 1)}", op.precedence
-            left = wrap(node.args[0], op.precedence)
-            right = wrap(node.args[1], op.precedence, right=True)
-            return f"{left} {op.infix} {right}", op.precedence
-        if op.infix is not None and len(node.args) == 1:
-            return f"{op.infix}{wrap(node.args[0], op.precedence)}", op.precedence
-        args = ", ".join(text_of(arg)[0] for arg in node.args)
-        return f"{op.name}({args})", _ATOM
-    if isinstance(node, Reduce):
-        return f"{node.op.name}({text_of(node.arg)[0]}{_axis_text(node.axes)})", _ATOM
-    if isinstance(node, Size):
-        return f"size({text_of(node.arg)[0]}{_axis_text(node.axes)})", _ATOM
-    if isinstance(node, Seed):
-        return f"ones_like({text_of(node.loss)[0]})", _ATOM
-    return f"<{type(node).__name__}>", _ATOM
+    rendered: tuple[str, int] = kinds.rule(node, "text")(node, text_of, wrap)
+    return rendered

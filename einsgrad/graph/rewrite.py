@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Size, Var, toposort
+from einsgrad.core import kinds
+from einsgrad.core.ir import Expr, toposort
 
 __all__ = ["rebuild"]
 
@@ -19,12 +20,11 @@ def rebuild(
     """``outputs`` rebuilt bottom-up.
 
     A node in ``replace`` becomes its replacement; every other node is rebuilt from its
-    rebuilt children and references (through the ordinary constructors, so shapes are
-    checked again), then passed to ``hook(original, rebuilt)``, whose return value takes
-    its place.
+    rebuilt children and references by its kind's ``rebuild`` rule (through the ordinary
+    constructors, so shapes are checked again), then passed to ``hook(original,
+    rebuilt)``, whose return value takes its place. A kind with no ``rebuild`` rule
+    raises MissingRuleError rather than keep a subtree that a replacement should change.
     """
-    from einsgrad.graph import ops
-
     replacements = dict(replace or {})
     done: dict[Expr, Expr] = {}
     for node in toposort(outputs):
@@ -32,22 +32,7 @@ def rebuild(
             done[node] = replacements[node]
             continue
         children = [done[c] for c in node.children]
-        new: Expr
-        if isinstance(node, Var | Const):
-            new = node
-        elif isinstance(node, Einsum):
-            like = done[node.like] if isinstance(node.like, Expr) else node.like
-            new = ops._einsum_node(node.spec, children, like)
-        elif isinstance(node, Map):
-            new = ops._map(node.op.name, *children)
-        elif isinstance(node, Reduce):
-            new = ops.reduction(node.op, children[0], node.axes)
-        elif isinstance(node, Size):
-            new = ops.size(done[node.arg], node.axes)
-        elif isinstance(node, Seed):
-            loss = done[node.loss]
-            new = Const(1.0) if loss.shape == () else Seed(loss)
-        else:  # pragma: no cover - every node kind is listed above
-            new = node
+        references = [done[r] for r in node.references]
+        new = kinds.rule(node, "rebuild")(node, children, references)
         done[node] = hook(node, new) if hook is not None else new
     return tuple(done[out] for out in outputs)

@@ -15,9 +15,13 @@ from typing import Any, overload
 
 import numpy as np
 
+from einsgrad.core import kinds
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Expr, Seed, Var, reaching, toposort
+from einsgrad.frontends.parse import parse_expr
+from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
+from einsgrad.graph.static import add_all
 
 __all__ = ["cotangents", "grad", "variables_by_name"]
 
@@ -51,12 +55,17 @@ def variable_of(expr: Expr, wrt: Any) -> Var:
 
 
 def cotangents(
-    seeds: Sequence[tuple[Expr, Expr]], targets: Sequence[Expr]
+    seeds: Sequence[tuple[Expr, Expr]], targets: Sequence[Expr], batch: str | None = None
 ) -> dict[Expr, Expr | None]:
     """Reverse-mode cotangents of ``targets`` given cotangents for some output nodes.
 
-    ``seeds`` pairs outputs with their cotangents. Returns, for each target, the summed
-    cotangent, or ``None`` where no path leads to it (a zero).
+    The one reverse sweep: every node on a path from a seeded output to a target is
+    visited once, children after parents; the cotangents reaching it are summed and its
+    kind's rule hands cotangents to exactly the children that lead to a target.
+    ``seeds`` pairs outputs with their cotangents. With ``batch`` (one letter per leading
+    axis the cotangents carry) the sweep runs each kind's ``batched_vjp`` rule, which is
+    how generalized Jacobians are derived; otherwise its ``vjp`` rule. Returns, for each
+    target, the summed cotangent, or ``None`` where no path leads to it (a zero).
     """
     order = toposort([out for out, _ in seeds], references=False)
     wanted_targets = set(targets)
@@ -66,36 +75,30 @@ def cotangents(
         if out in leads_to_target:
             pending.setdefault(out, []).append(cotangent)
     results: dict[Expr, Expr | None] = {target: None for target in targets}
+    entry = "vjp" if batch is None else "batched_vjp"
+    extra = () if batch is None else (batch,)
     for node in reversed(order):
         contributions = pending.pop(node, None)
         if not contributions:
             continue
-        total = _sum(contributions)
+        total = add_all(contributions)
         if node in wanted_targets:
             results[node] = total
         wanted = [child in leads_to_target for child in node.children]
         if not any(wanted):
             continue
-        for child, contribution in zip(node.children, node.vjp(total, wanted), strict=True):
-            if contribution is not None:
-                pending.setdefault(child, []).append(contribution)
+        pieces = kinds.rule(node, entry)(node, total, wanted, *extra)
+        for child, piece in zip(node.children, pieces, strict=True):
+            if piece is not None:
+                pending.setdefault(child, []).append(piece)
     return results
-
-
-def _sum(terms: list[Expr]) -> Expr:
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
 
 
 def _zeros_like(variable: Var) -> Expr:
     """Zeros of the variable's shape (a constant when the shape is declared)."""
-    from einsgrad.graph.ops import _generalized
-
     if variable.shape is not None:
         return Const(np.zeros(variable.shape, dtype=variable.dtype or np.float64))
-    return _generalized("->...", Const(0.0), variable)
+    return ops._generalized("->...", Const(0.0), variable)
 
 
 @overload
@@ -137,8 +140,6 @@ def grad(
     and ``allow_unused`` is false (with it, the gradient is zero).
     """
     if isinstance(expr, str):
-        from einsgrad.frontends.parse import parse_expr
-
         expr = parse_expr(expr, shapes=shapes)
     if not isinstance(expr, Expr):
         raise GradError(
@@ -166,9 +167,7 @@ def grad(
         cotangent = found[target]
         result = cotangent if cotangent is not None else _zeros_like(target)
         if target.structure is not None:
-            from einsgrad.graph.ops import project
-
-            result = project(result, target)
+            result = ops.project(result, target)
         ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
         results.append(result)
     return results[0] if single else tuple(results)

@@ -30,17 +30,20 @@ from typing import Any, Literal
 
 import numpy as np
 
+from einsgrad.core import kinds
 from einsgrad.core.errors import GradError, ShapeError
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, reaching, toposort
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, toposort
+from einsgrad.core.labels import letters
 from einsgrad.core.limits import format_bytes as _format_bytes
 from einsgrad.core.limits import get_memory_limit, guard, memory_limit, set_memory_limit
 from einsgrad.core.limits import limit_for as _limit_for
-from einsgrad.core.spec import parse_spec, resolve
 from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
+from einsgrad.graph.static import ONE, static_einsum, static_shape
 from einsgrad.passes.autodiff import ORIGIN_VARIABLES, _target, cotangents, grad, variables_by_name
 from einsgrad.passes.program import array_operands
 from einsgrad.passes.simplify import simplify
+from einsgrad.rules.einsum import resolved as einsum_resolved
 
 __all__ = [
     "Cost",
@@ -56,8 +59,6 @@ __all__ = [
 ]
 
 Mode = Literal["auto", "forward", "reverse"]
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_ONE = Const(1.0)
 
 # --- the memory guard lives in einsgrad.limits; re-exported here -------------------------
 
@@ -123,7 +124,7 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
         largest = max(largest, size * itemsize)
         total += size * itemsize
         if isinstance(node, Einsum):
-            resolved = node.resolved(children, refs)
+            resolved = einsum_resolved(node, children, refs)
             arrays = array_operands(node, children)
             shapes_in = tuple(children[k].shape for k in arrays)
             einsum_flops, intermediate = plan_info(resolved, shapes_in, arrays)
@@ -180,110 +181,19 @@ def vjp(y: Expr, wrt: Any, cotangent: Any) -> Expr | tuple[Expr, ...]:
 def _tangents(y: Expr, seeds: Mapping[Var, Expr], extra: Shape | None) -> Expr | None:
     """Forward mode: the tangent of ``y`` given tangents of some variables.
 
-    With ``extra`` (a shape), every tangent carries those extra trailing axes: seeding a
+    Each node on the way gets its kind's ``jvp`` of its children's tangents. With
+    ``extra`` (a shape), every tangent carries those extra trailing axes: seeding a
     variable with its Kronecker delta gives generalized Jacobians.
     """
-    order = toposort([y], references=False)
     tangent: dict[Expr, Expr] = {variable: seed for variable, seed in seeds.items()}
-    for node in order:
-        if node in tangent or not node.children:
+    for node in toposort([y], references=False):
+        if node in tangent or not any(child in tangent for child in node.children):
             continue
-        if not any(child in tangent for child in node.children):
-            continue
-        contributions: list[Expr] = []
-        if isinstance(node, Einsum):
-            for k, operand in enumerate(node.operands):
-                if operand in tangent:
-                    contributions.append(_einsum_tangent(node, k, tangent[operand], extra))
-        elif isinstance(node, Map):
-            wanted = tuple(arg in tangent for arg in node.args)
-            partials = node.op.vjp(node, _ONE, wanted)
-            for arg, partial in zip(node.args, partials, strict=True):
-                if arg in tangent and partial is not None:
-                    contributions.append(_map_tangent(node, arg, partial, tangent[arg], extra))
-        elif isinstance(node, Reduce):
-            partial = node.op.vjp(node, _ones_like(node))
-            contributions.append(_reduce_tangent(node, partial, tangent[node.arg], extra))
-        if contributions:
-            total = contributions[0]
-            for term in contributions[1:]:
-                total = total + term
-            tangent[node] = total
+        child_tangents = [tangent.get(child) for child in node.children]
+        result = kinds.rule(node, "jvp")(node, child_tangents, extra)
+        if result is not None:
+            tangent[node] = result
     return tangent.get(y)
-
-
-def _shape(node: Expr) -> Shape:
-    """``node``'s static shape (Jacobians are derived with every shape known)."""
-    if node.shape is None:
-        raise ShapeError(f"{short_name(node)} has no static shape; give its variables shapes")
-    return node.shape
-
-
-def _einsum(text: str, operands: Sequence[Expr], shape: Shape) -> Expr:
-    """A generalized einsum with a static output shape."""
-    return ops._einsum_node(parse_spec(text, generalized=True), operands, shape)
-
-
-def _ones_like(node: Reduce) -> Expr:
-    """Ones of the reduction's result shape: its rule turns them into the partials."""
-    return ops._generalized("->...", _ONE, node)
-
-
-def _labels(count: int, start: int = 0) -> str:
-    if start + count > len(_LETTERS):
-        raise ShapeError(f"a Jacobian here needs more than {len(_LETTERS)} index labels")
-    return _LETTERS[start : start + count]
-
-
-def _static_spec(node: Einsum) -> tuple[list[str], str, int]:
-    """``node``'s einsum with explicit letters (no '...'), and the number of labels used."""
-    resolved = resolve(
-        node.spec,
-        [op.shape for op in node.operands],  # type: ignore[misc]
-        node.like if isinstance(node.like, tuple) else None,
-    )
-    count = len(resolved.sizes)
-    letters = _labels(count)
-    terms = ["".join(letters[label] for label in term) for term in resolved.inputs]
-    return terms, "".join(letters[label] for label in resolved.output), count
-
-
-def _einsum_tangent(node: Einsum, k: int, tangent: Expr, extra: Shape | None) -> Expr:
-    operands = list(node.operands)
-    operands[k] = tangent
-    if extra is None:
-        return ops._einsum_node(node.spec, operands, node.like)
-    terms, out, used = _static_spec(node)
-    extra_labels = _labels(len(extra), used)
-    terms[k] += extra_labels
-    return _einsum(",".join(terms) + "->" + out + extra_labels, operands, _shape(node) + extra)
-
-
-def _right_aligned(out: str, rank: int) -> str:
-    return out[len(out) - rank :] if rank else ""
-
-
-def _map_tangent(node: Map, arg: Expr, partial: Expr, tangent: Expr, extra: Shape | None) -> Expr:
-    if extra is None:
-        product = partial * tangent
-        if product.shape is not None and product.shape == node.shape:
-            return product
-        return ops._generalized("...->...", product, node)
-    out = _labels(len(_shape(node)))
-    extra_labels = _labels(len(extra), len(out))
-    partial_labels = _right_aligned(out, len(_shape(partial)))
-    arg_labels = _right_aligned(out, len(_shape(arg)))
-    text = f"{partial_labels},{arg_labels}{extra_labels}->{out}{extra_labels}"
-    return _einsum(text, [partial, tangent], _shape(node) + extra)
-
-
-def _reduce_tangent(node: Reduce, partial: Expr, tangent: Expr, extra: Shape | None) -> Expr:
-    if extra is None:
-        return ops.sum(partial * tangent, node.axes)
-    full, kept = _reduce_labels(node, 0)
-    extra_labels = _labels(len(extra), len(full))
-    text = f"{full},{full}{extra_labels}->{kept}{extra_labels}"
-    return _einsum(text, [partial, tangent], _shape(node) + extra)
 
 
 def jvp(y: Expr, tangents: Mapping[Any, Any]) -> Expr:
@@ -322,83 +232,15 @@ def hvp(loss: Expr, x: Any, v: Any) -> Expr:
 
 def _delta(shape: Shape) -> Expr:
     """The Kronecker delta δ[i…, i'…] = [i… = i'…], of shape ``shape + shape``."""
-    labels = _labels(len(shape))
-    return _einsum("->" + labels + labels, [_ONE], shape + shape)
+    labels = letters(len(shape))
+    return static_einsum("->" + labels + labels, [ONE], shape + shape)
 
 
 def _reverse_jacobian(y: Expr, target: Var) -> Expr | None:
-    """Reverse sweep with cotangents of shape ``y.shape + node.shape``, seeded with δ."""
-    extra = y.shape
-    assert extra is not None
-    order = toposort([y], references=False)
-    reaches = reaching(order, [target])
-    if y not in reaches:
-        return None
-    pending: dict[Expr, list[Expr]] = {y: [_delta(extra)]}
-    batch = _labels(len(extra), 0)
-    for node in reversed(order):
-        contributions = pending.pop(node, None)
-        if not contributions:
-            continue
-        total = contributions[0]
-        for term in contributions[1:]:
-            total = total + term
-        if node is target:
-            return total
-        wanted = tuple(child in reaches for child in node.children)
-        for child, piece in zip(
-            node.children, _batched_vjp(node, total, wanted, batch), strict=True
-        ):
-            if piece is not None:
-                pending.setdefault(child, []).append(piece)
-    return None  # pragma: no cover - target is reached when y depends on it
-
-
-def _batched_vjp(
-    node: Expr, cotangent: Expr, wanted: Sequence[bool], batch: str
-) -> list[Expr | None]:
-    """Cotangents of the children of ``node`` with leading batch axes ``batch``."""
-    extra = _shape(cotangent)[: len(batch)]
-    results: list[Expr | None] = [None] * len(node.children)
-    if isinstance(node, Einsum):
-        terms, out, used = _static_spec(node)
-        shifted = _labels(used, len(batch))
-        rename = str.maketrans(_LETTERS[:used], shifted)
-        terms = [t.translate(rename) for t in terms]
-        out = out.translate(rename)
-        for k, operand in enumerate(node.operands):
-            if not wanted[k]:
-                continue
-            inputs = [*terms[:k], *terms[k + 1 :], batch + out]
-            text = ",".join(inputs) + "->" + batch + terms[k]
-            others = [*node.operands[:k], *node.operands[k + 1 :], cotangent]
-            results[k] = _einsum(text, others, extra + _shape(operand))
-        return results
-    if isinstance(node, Map):
-        partials = node.op.vjp(node, _ONE, tuple(wanted))
-        out = _labels(len(_shape(node)), len(batch))
-        for k, (arg, partial) in enumerate(zip(node.args, partials, strict=True)):
-            if not wanted[k] or partial is None:
-                continue
-            partial_labels = _right_aligned(out, len(_shape(partial)))
-            arg_labels = _right_aligned(out, len(_shape(arg)))
-            text = f"{batch}{out},{partial_labels}->{batch}{arg_labels}"
-            results[k] = _einsum(text, [cotangent, partial], extra + _shape(arg))
-        return results
-    if isinstance(node, Reduce) and wanted[0]:
-        partial = node.op.vjp(node, _ones_like(node))
-        full, kept = _reduce_labels(node, len(batch))
-        text = f"{batch}{kept},{full}->{batch}{full}"
-        results[0] = _einsum(text, [cotangent, partial], extra + _shape(node.arg))
-    return results
-
-
-def _reduce_labels(node: Reduce, start: int) -> tuple[str, str]:
-    """Letters for the reduction's argument axes (from ``start``) and for the kept ones."""
-    rank = len(_shape(node.arg))
-    full = _labels(rank, start)
-    axes = ops.normalize_axes(node.axes, rank, node.arg)
-    return full, "".join(c for i, c in enumerate(full) if i not in axes)
+    """The reverse sweep with cotangents of shape ``y.shape + node.shape``, seeded with δ."""
+    extra = static_shape(y)
+    batch = letters(len(extra))
+    return cotangents([(y, _delta(extra))], [target], batch)[target]
 
 
 def jacobian(
@@ -457,8 +299,8 @@ def _choose(y: Expr, variable: Var, mode: Mode) -> Expr:
 
 
 def _zeros(y: Expr, variable: Var) -> Expr:
-    shape = _shape(y) + _shape(variable)
-    return _einsum("->" + _labels(len(shape)), [Const(0.0)], shape)
+    shape = static_shape(y) + static_shape(variable)
+    return static_einsum("->" + letters(len(shape)), [Const(0.0)], shape)
 
 
 def hessian(

@@ -15,11 +15,13 @@ from typing import Any, Literal
 import numpy as np
 
 from einsgrad.backends.base import get_backend
+from einsgrad.core import kinds
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
 from einsgrad.passes.autodiff import ORIGIN_VARIABLES, variables_by_name
 from einsgrad.passes.program import Plan, Program, array_operands, build
+from einsgrad.rules.einsum import resolved as einsum_resolved
 
 __all__ = ["evaluate"]
 
@@ -158,7 +160,7 @@ def _infer(walk: _Walk, signature: Signature) -> tuple[Meta, ...]:
             continue
         children = [metas[walk.index[c]] for c in node.children]
         references = [metas[walk.index[r]] for r in node.references]
-        meta = node.infer(children, references)
+        meta = kinds.rule(node, "infer")(node, children, references)
         if meta.dtype is None and meta.shape != ():
             meta = Meta(meta.shape, np.dtype(default))
         metas.append(meta)
@@ -364,7 +366,7 @@ def _peak(walk: _Walk, signature: Signature) -> tuple[int, Expr | None, tuple[in
         if isinstance(node, Einsum):
             children = [metas[walk.index[c]] for c in node.children]
             refs = [metas[walk.index[r]] for r in node.references]
-            resolved = node.resolved(children, refs)
+            resolved = einsum_resolved(node, children, refs)
             arrays = array_operands(node, children)
             _, largest = plan_info(resolved, tuple(children[k].shape for k in arrays), arrays)
             if largest * itemsize > best[0]:

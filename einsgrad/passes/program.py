@@ -20,6 +20,9 @@ import numpy as np
 
 from einsgrad.backends.base import Backend, contraction, plan_info
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
+from einsgrad.graph.ops import normalize_axes
+from einsgrad.rules.einsum import resolved as einsum_resolved
+from einsgrad.rules.leaves import size_count
 
 __all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
 
@@ -137,7 +140,7 @@ def build(
         if isinstance(node, Const | Size | Seed):
             # Known from the shapes alone: computed once, here, not per call.
             refs = [metas[index[r]] for r in node.references]
-            template[slot] = node.compute(backend, [], meta, refs)
+            template[slot] = _known_value(node, refs, backend)
             if not isinstance(node, Const):
                 plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape))
             continue
@@ -164,6 +167,15 @@ def build(
         tuple(index[out] for out in outputs),
         Plan(tuple(plan_steps), flops_total, largest_bytes),
     )
+
+
+def _known_value(node: Expr, refs: Sequence[Meta], backend: Backend) -> Any:
+    """The value of a node known from shapes alone (a constant, a size, a loss's seed)."""
+    if isinstance(node, Const):
+        return node.value if node.is_scalar else backend.asarray(node.value)
+    if isinstance(node, Size):
+        return size_count(node, refs[0].shape)
+    return 1.0
 
 
 def _release(
@@ -204,7 +216,7 @@ def _step(
         return functools.partial(node.op.forward, backend.xp), reads, node.op.name, "", size, 0
     if isinstance(node, Reduce):
         (a,) = reads
-        axes = node.concrete_axes(len(metas[a].shape))
+        axes = normalize_axes(node.axes, len(metas[a].shape), node.arg)
         forward, xp = node.op.forward, backend.xp
         size = int(np.prod(metas[a].shape, dtype=np.int64)) if metas[a].shape else 1
 
@@ -233,7 +245,7 @@ def _einsum_step(
     """
     children = [metas[r] for r in reads]
     refs = [metas[index[r]] for r in node.references]
-    resolved = node.resolved(children, refs)
+    resolved = einsum_resolved(node, children, refs)
     meta = metas[index[node]]
     arrays = array_operands(node, children)
     array_reads = tuple(reads[k] for k in arrays)

@@ -22,21 +22,22 @@ from dataclasses import dataclass
 import opt_einsum
 
 from einsgrad.core.ir import Const, Einsum, Expr, toposort
+from einsgrad.core.labels import LETTERS
 from einsgrad.core.spec import parse_spec, resolve
+from einsgrad.graph import ops
+from einsgrad.graph.rewrite import rebuild
 
-__all__ = ["contraction_tree", "split_einsums", "tree_vjp"]
-
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+__all__ = ["Tree", "contraction_tree", "split_einsums"]
 
 
 @dataclass(frozen=True)
-class _Tree:
+class Tree:
     """A node of a contraction tree: a leaf is an operand position, else a pairwise einsum."""
 
     node: Expr
     position: int | None = None
-    left: _Tree | None = None
-    right: _Tree | None = None
+    left: Tree | None = None
+    right: Tree | None = None
 
 
 def _eligible(node: Einsum) -> bool:
@@ -49,12 +50,12 @@ def _eligible(node: Einsum) -> bool:
 def _letters(labels: Sequence[int], names: dict[int, str]) -> str:
     for label in labels:
         if label not in names:
-            names[label] = _LETTERS[len(names)]
+            names[label] = LETTERS[len(names)]
     return "".join(names[label] for label in labels)
 
 
 @functools.lru_cache(maxsize=2048)
-def contraction_tree(node: Einsum) -> _Tree | None:
+def contraction_tree(node: Einsum) -> Tree | None:
     """``node`` as a tree of pairwise einsums along opt_einsum's path, or None if not split.
 
     The root's value equals ``node``'s. Scalar factors and any final transpose, broadcast
@@ -62,11 +63,9 @@ def contraction_tree(node: Einsum) -> _Tree | None:
     """
     if not _eligible(node):
         return None
-    from einsgrad.graph import ops
-
     like = node.like if isinstance(node.like, tuple) else None
     resolved = resolve(node.spec, [op.shape for op in node.operands], like)  # type: ignore[misc]
-    if len(resolved.sizes) > len(_LETTERS):
+    if len(resolved.sizes) > len(LETTERS):
         return None
     positions = [
         k for k, op in enumerate(node.operands) if not (isinstance(op, Const) and op.is_scalar)
@@ -77,9 +76,8 @@ def contraction_tree(node: Einsum) -> _Tree | None:
     text = ",".join(_letters(t, names) for t in terms) + "->" + _letters(resolved.core, names)
     shapes = [node.operands[k].shape for k in positions]
     path, _ = opt_einsum.contract_path(text, *shapes, shapes=True, optimize="auto")
-    live: list[tuple[tuple[int, ...], _Tree]] = [
-        (term, _Tree(node.operands[k], position=k))
-        for term, k in zip(terms, positions, strict=True)
+    live: list[tuple[tuple[int, ...], Tree]] = [
+        (term, Tree(node.operands[k], position=k)) for term, k in zip(terms, positions, strict=True)
     ]
     for step in path:
         picked = [live[i] for i in step]
@@ -94,9 +92,9 @@ def contraction_tree(node: Einsum) -> _Tree | None:
         spec = ",".join(_letters(t, names) for t in inputs) + "->" + _letters(out, names)
         expr = ops._einsum_node(parse_spec(spec), [tree.node for _, tree in picked], None)
         if len(picked) == 1:
-            merged = _Tree(expr, left=picked[0][1])
+            merged = Tree(expr, left=picked[0][1])
         else:
-            merged = _Tree(expr, left=picked[0][1], right=picked[1][1])
+            merged = Tree(expr, left=picked[0][1], right=picked[1][1])
         live.append((out, merged))
     ((term, root),) = live
     final_out = _letters(resolved.output, names)
@@ -106,58 +104,13 @@ def contraction_tree(node: Einsum) -> _Tree | None:
     spec = ",".join([_letters(term, names), *("" for _ in scalars)]) + "->" + final_out
     shape = node.shape if generalized else None
     expr = ops._einsum_node(parse_spec(spec, generalized=generalized), [root.node, *scalars], shape)
-    return _Tree(expr, left=root)
-
-
-def tree_vjp(
-    node: Einsum, cotangent: Expr, wanted: Sequence[bool]
-) -> tuple[Expr | None, ...] | None:
-    """Cotangents of ``node``'s operands by reverse mode through its contraction tree.
-
-    Returns None when ``node`` is not split (then the plain einsum rule applies).
-    """
-    tree = contraction_tree(node)
-    if tree is None:
-        return None
-    from einsgrad.rules.einsum import einsum_vjp
-
-    results: list[list[Expr]] = [[] for _ in node.operands]
-
-    def needs(subtree: _Tree) -> bool:
-        if subtree.position is not None:
-            return bool(wanted[subtree.position])
-        return any(needs(child) for child in (subtree.left, subtree.right) if child is not None)
-
-    stack: list[tuple[_Tree, Expr]] = [(tree, cotangent)]
-    while stack:
-        current, g = stack.pop()
-        if current.position is not None:
-            results[current.position].append(g)
-            continue
-        assert isinstance(current.node, Einsum)
-        children = [child for child in (current.left, current.right) if child is not None]
-        scalars = len(current.node.operands) - len(children)
-        assert scalars >= 0
-        for index, child in enumerate(children):
-            if needs(child):
-                stack.append((child, einsum_vjp(current.node, g, index)))
-    summed: list[Expr | None] = []
-    for contributions in results:
-        if not contributions:
-            summed.append(None)
-            continue
-        total = contributions[0]
-        for term in contributions[1:]:
-            total = total + term
-        summed.append(total)
-    return tuple(summed)
+    return Tree(expr, left=root)
 
 
 def split_einsums(outputs: Sequence[Expr]) -> tuple[Expr, ...]:
     """``outputs`` with every splittable n-ary einsum replaced by its contraction tree."""
     if not any(isinstance(n, Einsum) and _eligible(n) for n in toposort(outputs, references=False)):
         return tuple(outputs)
-    from einsgrad.graph.rewrite import rebuild
 
     def split(node: Expr, rebuilt: Expr) -> Expr:
         if isinstance(rebuilt, Einsum):

@@ -35,11 +35,18 @@ from typing import Any
 import numpy as np
 
 from einsgrad.backends.base import get_backend
+from einsgrad.core import kinds
 from einsgrad.core.errors import ShapeError, SpecError
-from einsgrad.core.ir import Einsum, Expr
-from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec, resolve
+from einsgrad.core.ir import Einsum, Expr, Meta, Shape
+from einsgrad.core.labels import LETTERS, letters
+from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
+from einsgrad.graph.ops import _einsum_node
+from einsgrad.graph.printing import ATOM, short_name
+from einsgrad.graph.static import add_all, static_einsum, static_shape, static_spec
+from einsgrad.rules.algebra import fuse_einsum
+from einsgrad.rules.contraction_tree import Tree, contraction_tree
 
-__all__ = ["BackwardRule", "backward", "backward_spec", "einsum_vjp"]
+__all__ = ["BackwardRule", "backward", "backward_spec", "einsum_vjp", "resolved"]
 
 
 def backward_spec(spec: Spec, wrt: int) -> Spec:
@@ -70,8 +77,6 @@ def einsum_vjp(node: Einsum, cotangent: Expr, wrt: int) -> Expr:
             if inferred == target.shape:
                 # The contraction alone has the right shape: no reference needed.
                 spec, like = plain, None
-    from einsgrad.graph.ops import _einsum_node
-
     return _einsum_node(spec, operands, like)
 
 
@@ -267,3 +272,162 @@ def backward(
         operand_names=operand_names,
         output_name=output,
     )
+
+
+def tree_vjp(
+    node: Einsum, cotangent: Expr, wanted: Sequence[bool]
+) -> tuple[Expr | None, ...] | None:
+    """Cotangents of ``node``'s operands by reverse mode through its contraction tree.
+
+    Returns None when ``node`` is not split (then the plain einsum rule applies).
+    """
+    tree = contraction_tree(node)
+    if tree is None:
+        return None
+    results: list[list[Expr]] = [[] for _ in node.operands]
+
+    def needs(subtree: Tree) -> bool:
+        if subtree.position is not None:
+            return bool(wanted[subtree.position])
+        return any(needs(child) for child in (subtree.left, subtree.right) if child is not None)
+
+    stack: list[tuple[Tree, Expr]] = [(tree, cotangent)]
+    while stack:
+        current, g = stack.pop()
+        if current.position is not None:
+            results[current.position].append(g)
+            continue
+        assert isinstance(current.node, Einsum)
+        children = [child for child in (current.left, current.right) if child is not None]
+        scalars = len(current.node.operands) - len(children)
+        assert scalars >= 0
+        for index, child in enumerate(children):
+            if needs(child):
+                stack.append((child, einsum_vjp(current.node, g, index)))
+    return tuple(add_all(contributions) if contributions else None for contributions in results)
+
+
+# --- the Einsum node kind's row in the rule table -----------------------------------------
+
+
+def _like_shape(node: Einsum, references: Sequence[Meta]) -> Shape | None:
+    if isinstance(node.like, tuple):
+        return node.like
+    return references[0].shape if references else None
+
+
+def resolved(node: Einsum, children: Sequence[Meta], references: Sequence[Meta]) -> Resolved:
+    """``node``'s einsum resolved against the shapes of its operands and shape reference."""
+
+    def names() -> list[str]:
+        return [short_name(op) for op in node.operands]
+
+    like = _like_shape(node, references)
+    return resolve(node.spec, [m.shape for m in children], like, names)
+
+
+def _infer(node: Einsum, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    shape = resolved(node, children, references).shape
+    dtypes = [m.dtype for m in children if m.dtype is not None]
+    dtype = np.result_type(*dtypes) if dtypes else None
+    if dtype is None and references:
+        dtype = references[0].dtype
+    return Meta(shape, dtype)
+
+
+def _vjp(node: Einsum, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
+    """X̄_k = einsum(s_1,…(not k)…,s_n,o -> s_k) over the other operands and Ȳ.
+
+    Three or more arrays with static shapes go through the contraction tree instead, so
+    every operand's cotangent reuses the forward intermediates.
+    """
+    through_tree = tree_vjp(node, cotangent, wanted)
+    if through_tree is not None:
+        return through_tree
+    return tuple(einsum_vjp(node, cotangent, k) if want else None for k, want in enumerate(wanted))
+
+
+def _jvp(
+    node: Einsum, tangents: Sequence[Expr | None], extra: tuple[int, ...] | None
+) -> Expr | None:
+    """Ẏ = Σ_k einsum(s_1,…,s_n->o) with operand k replaced by its tangent Ẋ_k.
+
+    An einsum is linear in each operand. With ``extra`` trailing axes e, each tangent
+    term is s_k + e and the output o + e.
+    """
+    terms: list[Expr] = []
+    for k, tangent in enumerate(tangents):
+        if tangent is None:
+            continue
+        operands = list(node.operands)
+        operands[k] = tangent
+        if extra is None:
+            terms.append(_einsum_node(node.spec, operands, node.like))
+            continue
+        inputs, out, used = static_spec(node)
+        extra_labels = letters(len(extra), used)
+        inputs[k] += extra_labels
+        text = ",".join(inputs) + "->" + out + extra_labels
+        terms.append(static_einsum(text, operands, static_shape(node) + extra))
+    return add_all(terms) if terms else None
+
+
+def _batched_vjp(
+    node: Einsum, cotangent: Expr, wanted: Sequence[bool], batch: str
+) -> list[Expr | None]:
+    """The einsum rule with leading batch labels b on the cotangent and the result:
+    X̄_{b,s_k} = einsum(…(not k)…, b+o -> b+s_k)."""
+    extra = static_shape(cotangent)[: len(batch)]
+    terms, out, used = static_spec(node)
+    rename = str.maketrans(LETTERS[:used], letters(used, len(batch)))
+    terms = [t.translate(rename) for t in terms]
+    out = out.translate(rename)
+    results: list[Expr | None] = []
+    for k, operand in enumerate(node.operands):
+        if not wanted[k]:
+            results.append(None)
+            continue
+        inputs = [*terms[:k], *terms[k + 1 :], batch + out]
+        text = ",".join(inputs) + "->" + batch + terms[k]
+        others = [*node.operands[:k], *node.operands[k + 1 :], cotangent]
+        results.append(static_einsum(text, others, extra + static_shape(operand)))
+    return results
+
+
+def _text(node: Einsum, text_of: Any, wrap: Any) -> tuple[str, int]:
+    (term, *rest), output = node.spec.inputs, node.spec.output
+    if not rest and node.like is None and len(term) == 2 and output == term[::-1] != term:
+        return f"{wrap(node.operands[0], ATOM)}.T", ATOM  # a matrix transpose
+    args = ", ".join(text_of(op)[0] for op in node.operands)
+    if isinstance(node.like, Expr):
+        like = f", like={text_of(node.like)[0]}"
+    else:
+        like = "" if node.like is None else f", shape={node.like}"
+    return f"einsum('{node.spec.text}', {args}{like})", ATOM
+
+
+def _rebuild(node: Einsum, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
+    like = references[0] if isinstance(node.like, Expr) else node.like
+    return _einsum_node(node.spec, children, like)
+
+
+def _key(node: Einsum, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    like = reference_keys[0] if isinstance(node.like, Expr) else node.like
+    return ["einsum", node.spec.text, like, *child_keys]
+
+
+def _simplify(node: Einsum, shared: set[Expr]) -> Expr:
+    return fuse_einsum(node, shared)
+
+
+kinds.register(
+    Einsum,
+    infer=_infer,
+    vjp=_vjp,
+    jvp=_jvp,
+    batched_vjp=_batched_vjp,
+    text=_text,
+    rebuild=_rebuild,
+    key=_key,
+    simplify=_simplify,
+)

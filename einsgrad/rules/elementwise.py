@@ -9,71 +9,33 @@ the axes its argument was broadcast along; the rules here never deal with broadc
 Piecewise functions follow JAX and torch at their kinks: ``relu'(0) = 0``,
 ``|x|'(0) = 0`` and ``maximum``/``minimum`` split the cotangent half and half on ties.
 
-The einsum rule is not here: it is one general function, in :mod:`einsgrad.rule`.
+The module ends with the row of the ``Map`` node kind in the rule table: how any
+elementwise node is differentiated (forward, reverse, batched), printed and rebuilt.
+The einsum rule is not here: it is one general function, in :mod:`einsgrad.rules.einsum`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-if TYPE_CHECKING:
-    from einsgrad.core.ir import Expr, Map, Meta, Reduce
+from einsgrad.core import kinds
+from einsgrad.core.ir import Expr, Map, Meta
+from einsgrad.core.labels import letters
+from einsgrad.core.primitive import ELEMENTWISE, ElementwiseOp, ElementwiseRule
+from einsgrad.graph import ops
+from einsgrad.graph.printing import ATOM
+from einsgrad.graph.static import (
+    ONE,
+    add_all,
+    right_aligned,
+    static_einsum,
+    static_shape,
+)
+from einsgrad.rules.algebra import COMMUTATIVE, simplify_map
 
 # The user-facing functions this module defines (einsgrad exports them all).
 __all__ = ["abs", "exp", "log", "maximum", "minimum", "relu", "sigmoid", "sqrt", "tanh"]
-
-ElementwiseRule = Callable[["Map", "Expr", tuple[bool, ...]], tuple["Expr | None", ...]]
-ReductionRule = Callable[["Reduce", "Expr"], "Expr"]
-
-
-@dataclass(frozen=True, eq=False)
-class ElementwiseOp:
-    """An elementwise primitive: kernel name, arity, derivative rule and display."""
-
-    name: str
-    arity: int
-    forward: Callable[..., Any] = field(repr=False)  # forward(xp, *args), xp: array namespace
-    rule: ElementwiseRule = field(repr=False)
-    infix: str | None = None  # operator symbol for display, e.g. "+"
-    precedence: int = 100  # binding strength for display (higher binds tighter)
-    differentiable: bool = True  # False for masks (piecewise constant): zero derivative
-
-    @property
-    def doc(self) -> str:
-        return self.rule.__doc__ or ""
-
-    def vjp(self, node: Map, cotangent: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
-        if not self.differentiable:
-            return tuple(None for _ in wanted)
-        return self.rule(node, cotangent, wanted)
-
-    def result_dtype(self, metas: Sequence[Meta]) -> np.dtype[Any] | None:
-        dtypes = [m.dtype for m in metas if m.dtype is not None]
-        return np.result_type(*dtypes) if dtypes else None
-
-
-@dataclass(frozen=True, eq=False)
-class ReductionOp:
-    """A reduction over axes that einsum cannot express."""
-
-    name: str
-    forward: Callable[..., Any] = field(repr=False)  # forward(xp, x, axes)
-    rule: ReductionRule = field(repr=False)
-
-    @property
-    def doc(self) -> str:
-        return self.rule.__doc__ or ""
-
-    def vjp(self, node: Reduce, cotangent: Expr) -> Expr:
-        return self.rule(node, cotangent)
-
-
-ELEMENTWISE: dict[str, ElementwiseOp] = {}
-REDUCTIONS: dict[str, ReductionOp] = {}
 
 
 def elementwise(
@@ -94,29 +56,13 @@ def elementwise(
                 raise TypeError(
                     f"{name}() takes {arity} argument{'s' * (arity > 1)}, got {len(args)}"
                 )
-            return _ops()._map(name, *args)  # type: ignore[no-any-return]
+            return ops._map(name, *args)
 
         build.__name__ = build.__qualname__ = name
         build.__doc__ = rule.__doc__
         return build
 
     return register
-
-
-def reduction(name: str, forward: Callable[..., Any]) -> Callable[[ReductionRule], ReductionRule]:
-    """Register the reduction primitive ``name``: ``forward(xp, x, axes)`` and the rule."""
-
-    def register(rule: ReductionRule) -> ReductionRule:
-        REDUCTIONS[name] = ReductionOp(name, forward, rule)
-        return rule
-
-    return register
-
-
-def _ops() -> Any:
-    from einsgrad.graph import ops
-
-    return ops
 
 
 # --- arithmetic (exposed as operators by einsgrad.ops, which also simplifies x + 0 etc.) ---
@@ -273,8 +219,8 @@ def _where(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]
     condition = y.args[0]
     return (
         None,
-        _ops().where(condition, g, 0.0) if wanted[1] else None,
-        _ops().where(condition, 0.0, g) if wanted[2] else None,
+        ops.where(condition, g, 0.0) if wanted[1] else None,
+        ops.where(condition, 0.0, g) if wanted[2] else None,
     )
 
 
@@ -303,26 +249,112 @@ def sign(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     return (None,)
 
 
-# --- reductions -----------------------------------------------------------------------------
+# --- the Map node kind's row in the rule table ---------------------------------------------
 
 
-def _logsumexp_forward(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
-    """log Σ exp(x) over ``axes``, shifted by the (finite) maximum so nothing overflows."""
-    if x.size == 0:
-        return xp.log(xp.sum(xp.exp(x), axis=axes))
-    shift = xp.max(x, axis=axes, keepdims=True)
-    shift = xp.where(xp.isfinite(shift), shift, 0)
-    summed = xp.sum(xp.exp(x - shift), axis=axes, keepdims=True)
-    return xp.squeeze(xp.log(summed) + shift, axis=axes)
+def _infer(node: Map, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    shape = ops.broadcast_shapes([m.shape for m in children], node.args, node.op.name)
+    return Meta(shape, node.op.result_dtype(children))
 
 
-@reduction("logsumexp", _logsumexp_forward)
-def _logsumexp(y: Reduce, g: Expr) -> Expr:
-    """y_r = log Σ_s exp(x_rs) (s: the reduced axes);  x̄_rs = ȳ_r · exp(x_rs − y_r).
+def _vjp(node: Map, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
+    """x̄_k = the primitive's rule, summed back over the axes x_k was broadcast along."""
+    cotangents = node.op.vjp(node, cotangent, tuple(wanted))
+    return tuple(
+        None if c is None or not want else ops.unbroadcast(c, arg)
+        for c, arg, want in zip(cotangents, node.args, wanted, strict=True)
+    )
 
-    The forward shifts by the maximum before exponentiating, and the backward only
-    exponentiates x − y ≤ 0, so neither overflows.
+
+def _partials(node: Map, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
+    """∂y/∂x_k as arrays: the rule's cotangent for ȳ = 1.
+
+    An elementwise node's Jacobian is diagonal (each input element reaches only its own
+    output elements), so the rule applied to ones *is* its diagonal: ẏ = ∂y/∂x ⊙ ẋ.
     """
-    ops = _ops()
-    result: Expr = ops.unreduce(g, y) * exp(y.arg - ops.unreduce(y, y))
-    return result
+    op: ElementwiseOp = node.op
+    return op.vjp(node, ONE, tuple(wanted))
+
+
+def _jvp(node: Map, tangents: Sequence[Expr | None], extra: tuple[int, ...] | None) -> Expr | None:
+    """ẏ_i = Σ_k ∂y_i/∂x_k · ẋ_k (with ``extra`` trailing axes e: ẏ_ie = Σ_k ∂_k y_i · ẋ_k,ie)."""
+    partials = _partials(node, [t is not None for t in tangents])
+    terms = [
+        _tangent_term(node, arg, partial, tangent, extra)
+        for arg, partial, tangent in zip(node.args, partials, tangents, strict=True)
+        if tangent is not None and partial is not None
+    ]
+    return add_all(terms) if terms else None
+
+
+def _tangent_term(
+    node: Map, arg: Expr, partial: Expr, tangent: Expr, extra: tuple[int, ...] | None
+) -> Expr:
+    if extra is None:
+        product = partial * tangent
+        if product.shape is not None and product.shape == node.shape:
+            return product
+        return ops._generalized("...->...", product, node)
+    out = letters(len(static_shape(node)))
+    extra_labels = letters(len(extra), len(out))
+    partial_labels = right_aligned(out, len(static_shape(partial)))
+    arg_labels = right_aligned(out, len(static_shape(arg)))
+    text = f"{partial_labels},{arg_labels}{extra_labels}->{out}{extra_labels}"
+    return static_einsum(text, [partial, tangent], static_shape(node) + extra)
+
+
+def _batched_vjp(
+    node: Map, cotangent: Expr, wanted: Sequence[bool], batch: str
+) -> list[Expr | None]:
+    """x̄_{b,i} = ȳ_{b,i} · ∂y_i/∂x_i, summed over x's broadcast axes (b: batch labels)."""
+    extra = static_shape(cotangent)[: len(batch)]
+    out = letters(len(static_shape(node)), len(batch))
+    results: list[Expr | None] = []
+    for arg, partial, want in zip(node.args, _partials(node, wanted), wanted, strict=True):
+        if not want or partial is None:
+            results.append(None)
+            continue
+        partial_labels = right_aligned(out, len(static_shape(partial)))
+        arg_labels = right_aligned(out, len(static_shape(arg)))
+        text = f"{batch}{out},{partial_labels}->{batch}{arg_labels}"
+        results.append(static_einsum(text, [cotangent, partial], extra + static_shape(arg)))
+    return results
+
+
+def _text(node: Map, text_of: Any, wrap: Any) -> tuple[str, int]:
+    op = node.op
+    if op.infix is not None and len(node.args) == 2:
+        if op.infix == "**":
+            left = wrap(node.args[0], op.precedence + 1)
+            return f"{left} ** {wrap(node.args[1], op.precedence + 1)}", op.precedence
+        left = wrap(node.args[0], op.precedence)
+        right = wrap(node.args[1], op.precedence, right=True)
+        return f"{left} {op.infix} {right}", op.precedence
+    if op.infix is not None and len(node.args) == 1:
+        return f"{op.infix}{wrap(node.args[0], op.precedence)}", op.precedence
+    args = ", ".join(text_of(arg)[0] for arg in node.args)
+    return f"{op.name}({args})", ATOM
+
+
+def _rebuild(node: Map, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
+    return ops._map(node.op.name, *children)
+
+
+def _key(node: Map, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    keys = list(child_keys)
+    if node.op.name in COMMUTATIVE:
+        keys.sort()
+    return ["map", node.op.name, *keys]
+
+
+kinds.register(
+    Map,
+    infer=_infer,
+    vjp=_vjp,
+    jvp=_jvp,
+    batched_vjp=_batched_vjp,
+    text=_text,
+    rebuild=_rebuild,
+    key=_key,
+    simplify=simplify_map,
+)

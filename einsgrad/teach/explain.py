@@ -481,7 +481,7 @@ def _generic_einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> l
 
 
 def _rule_line(node: Map | Reduce) -> str:
-    doc = node.op.doc
+    doc: str = node.op.doc
     for line in doc.splitlines():
         if ";" in line and "=" in line:
             return line.strip()

@@ -13,23 +13,16 @@ Two small renderers, used by ``explain``, ``check`` and the command line:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Size, Var
+from einsgrad.core.labels import index_label
 
 __all__ = ["Factor", "IndexTerm", "index_label", "matrix_form"]
 
 Style = Literal["math", "numpy"]
-
-
-def index_label(labels: Sequence[str], *, latex: bool = False) -> str:
-    """Subscript for ``labels``: ``bj`` (or ``b,jj`` when a label has several letters)."""
-    joined = ("," if any(len(label) > 1 for label in labels) else "").join(labels)
-    if latex:
-        return f"_{{{joined}}}" if joined else ""
-    return f"_{joined}" if joined else ""
 
 
 @dataclass(frozen=True)

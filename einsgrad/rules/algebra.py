@@ -1,0 +1,421 @@
+"""The algebra simplify applies: einsum fusion, delta elimination, elementwise folding.
+
+Each function here is one node kind's ``simplify`` entry (or a helper of one); the walk
+that applies them bottom-up is :func:`einsgrad.passes.simplify.simplify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Shape
+from einsgrad.core.labels import LETTERS
+from einsgrad.core.spec import parse_spec, resolve
+from einsgrad.graph import ops
+from einsgrad.graph.keys import structural_key
+
+__all__ = ["COMMUTATIVE", "fuse_einsum", "keep", "simplify_map"]
+
+#: Elementwise primitives whose arguments simplify sorts into a canonical order.
+COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "equal"}
+
+
+def keep(node: Expr, shared: set[Expr]) -> Expr:
+    """The ``simplify`` entry of a kind with nothing to rewrite: the node as it is."""
+    return node
+
+
+def simplify_map(node: Map, shared: set[Expr]) -> Expr:
+    """The ``simplify`` entry of elementwise nodes: fold, cancel and sort arguments."""
+    return _rebuild_map(node, list(node.args))
+
+
+# --- einsum fusion -------------------------------------------------------------------------
+
+
+def _static(node: Expr) -> bool:
+    return node.shape is not None
+
+
+def _shape(node: Expr) -> Shape:
+    if node.shape is None:  # pragma: no cover - callers check _static first
+        raise ValueError("a static shape is needed")
+    return node.shape
+
+
+def _constant_only(node: Einsum) -> bool:
+    """True for an einsum of plain numbers only: a broadcast constant or a delta."""
+    return all(isinstance(op, Const) and op.is_scalar for op in node.operands)
+
+
+def _cheap_to_repeat(node: Einsum) -> bool:
+    """True when inlining ``node`` into several consumers repeats no contraction.
+
+    That is a constant (a broadcast number, a delta) or an einsum that sums over nothing
+    (a transpose, an elementwise product, a broadcast): its cost is its output's size.
+    """
+    if _constant_only(node):
+        return True
+    output = set(node.spec.output)
+    return all(label in output for term in node.spec.inputs for label in term)
+
+
+def _scalar(node: Expr) -> float | None:
+    if isinstance(node, Const) and node.is_scalar and not isinstance(node.value, complex):
+        return float(node.value)
+    return None
+
+
+class _Labels:
+    """Label sizes with a union-find, for identifying labels tied by a delta."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = list(sizes)
+        self.parent = list(range(len(sizes)))
+
+    def fresh(self, size: int) -> int:
+        self.sizes.append(size)
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, label: int) -> int:
+        while self.parent[label] != label:
+            self.parent[label] = self.parent[self.parent[label]]
+            label = self.parent[label]
+        return label
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _like_shape(node: Einsum) -> Shape | None:
+    if isinstance(node.like, tuple):
+        return node.like
+    if isinstance(node.like, Expr):
+        return node.like.shape
+    return None
+
+
+def fuse_einsum(node: Einsum, shared: set[Expr]) -> Expr:
+    """``node`` with einsum operands inlined, deltas collapsed and constants folded.
+
+    Operands in ``shared`` are used elsewhere too and are inlined only if they hold no
+    arrays. Returns ``node`` unchanged when a shape is unknown.
+    """
+    if not all(_static(op) for op in node.operands) or node.shape is None:
+        return node
+    if isinstance(node.like, Expr) and node.like.shape is None:
+        return node
+    outer = resolve(node.spec, [op.shape for op in node.operands], _like_shape(node))  # type: ignore[misc]
+    labels = _Labels(outer.sizes)
+    mentioned: set[int] = set(outer.output)
+    terms: list[list[int]] = []
+    operands: list[Expr] = []
+    scale = 1.0
+    pending: list[tuple[list[int], Expr]] = [
+        (list(t), op) for t, op in zip(outer.inputs, node.operands, strict=True)
+    ]
+    while pending:
+        term, operand = pending.pop(0)
+        mentioned.update(term)
+        value = _scalar(operand)
+        if value is not None:
+            scale *= value
+            continue
+        if (
+            isinstance(operand, Einsum)
+            and all(_static(op) for op in operand.operands)
+            and (operand not in shared or _cheap_to_repeat(operand))
+        ):
+            inner_shapes = [_shape(op) for op in operand.operands]
+            inner = resolve(operand.spec, inner_shapes, _like_shape(operand))
+            mapping: dict[int, int] = {}
+            for inner_label, outer_label in zip(inner.output, term, strict=True):
+                if inner_label in mapping:
+                    labels.union(mapping[inner_label], outer_label)  # a delta ties them
+                else:
+                    mapping[inner_label] = outer_label
+            for inner_label, size in enumerate(inner.sizes):
+                if inner_label not in mapping:
+                    mapping[inner_label] = labels.fresh(size)
+            for inner_term, inner_operand in zip(inner.inputs, operand.operands, strict=True):
+                pending.append(([mapping[label] for label in inner_term], inner_operand))
+            continue
+        terms.append(term)
+        operands.append(operand)
+    terms = [[labels.find(label) for label in term] for term in terms]
+    output = [labels.find(label) for label in outer.output]
+    carried = {label for term in terms for label in term}
+    for root in {labels.find(label) for label in mentioned}:
+        if root not in output and root not in carried:
+            scale *= labels.sizes[root]  # a sum over an axis nothing varies along
+    return _build_einsum(terms, operands, output, labels.sizes, scale, node)
+
+
+def _hadamard_fold(
+    terms: list[list[int]], operands: list[Expr]
+) -> tuple[list[list[int]], list[Expr]]:
+    """Multiply elementwise the non-einsum operands that carry the same index string."""
+    groups: dict[tuple[int, ...], list[Expr]] = {}
+    order: list[tuple[int, ...]] = []
+    kept_terms: list[list[int]] = []
+    kept: list[Expr] = []
+    for term, operand in zip(terms, operands, strict=True):
+        key = tuple(term)
+        if len(set(key)) == len(key) and not isinstance(operand, Einsum):
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(operand)
+        else:
+            kept_terms.append(term)
+            kept.append(operand)
+    for key in order:
+        kept_terms.append(list(key))
+        kept.append(_product(groups[key]))
+    return kept_terms, kept
+
+
+def _factors(node: Expr) -> list[Expr]:
+    """The factors of a product chain ``a * b * c`` (a non-product is its own factor)."""
+    if isinstance(node, Map) and node.op.name == "multiply":
+        return [*_factors(node.args[0]), *_factors(node.args[1])]
+    return [node]
+
+
+def _product(factors: Sequence[Expr]) -> Expr:
+    """The canonical product: number factors multiplied into one, first; the rest sorted."""
+    flat = [f for factor in factors for f in _factors(factor)]
+    number = 1.0
+    others: list[Expr] = []
+    for factor in flat:
+        value = _scalar(factor)
+        if value is None:
+            others.append(factor)
+        else:
+            number *= value
+    others.sort(key=structural_key)
+    if number == 0.0 or not others:
+        chain: list[Expr] = [Const(number), *others]
+    else:
+        chain = others if number == 1.0 else [Const(number), *others]
+    result = chain[0]
+    for factor in chain[1:]:
+        result = ops.multiply(result, factor)
+    return result
+
+
+def _build_einsum(
+    terms: list[list[int]],
+    operands: list[Expr],
+    output: list[int],
+    sizes: list[int],
+    scale: float,
+    original: Einsum,
+) -> Expr:
+    out_shape = tuple(sizes[label] for label in output)
+    if scale == 0.0 or not operands:
+        spec = "->" + _letters_for(output)
+        return ops._einsum_node(parse_spec(spec, generalized=True), [Const(scale)], out_shape)
+    terms, operands = _hadamard_fold(terms, operands)
+    # Canonical operand order: by structure, then by a name-free view of the index string.
+    in_output = {label: i for i, label in enumerate(output)}
+    counts: dict[int, int] = {}
+    for term in terms:
+        for label in set(term):
+            counts[label] = counts.get(label, 0) + 1
+
+    def shape_of_term(term: list[int]) -> tuple[Any, ...]:
+        return tuple((in_output.get(label, -1), term.count(label), counts[label]) for label in term)
+
+    ranked = sorted(
+        range(len(operands)), key=lambda k: (structural_key(operands[k]), shape_of_term(terms[k]))
+    )
+    terms = [terms[k] for k in ranked]
+    operands = [operands[k] for k in ranked]
+    if scale != 1.0:
+        terms.append([])
+        operands.append(Const(scale))
+    # Canonical label names: output labels first, then in order of appearance.
+    names: dict[int, str] = {}
+    for label in [*output, *(label for term in terms for label in term)]:
+        if label not in names:
+            if len(names) >= len(LETTERS):
+                return original  # more labels than einsum letters: leave it unfused
+            names[label] = LETTERS[len(names)]
+    text = ",".join("".join(names[label] for label in term) for term in terms)
+    text += "->" + "".join(names[label] for label in output)
+    carried = {label for term in terms for label in term}
+    plain = len(set(output)) == len(output) and all(label in carried for label in output)
+    if plain and len(operands) == 1 and terms[0] == output:
+        return operands[0]  # an identity contraction
+    return ops._einsum_node(
+        parse_spec(text, generalized=not plain), operands, None if plain else out_shape
+    )
+
+
+def _letters_for(labels: list[int]) -> str:
+    names: dict[int, str] = {}
+    for label in labels:
+        names.setdefault(label, LETTERS[len(names)])
+    return "".join(names[label] for label in labels)
+
+
+# --- elementwise rewrites ------------------------------------------------------------------
+
+
+def _filled(node: Expr) -> float | None:
+    """The value of a broadcast constant (an einsum of plain numbers, no diagonal)."""
+    return ops.filled_value(node)
+
+
+def _scaled(node: Expr, factor: float) -> Expr:
+    """``factor · node``, folded into an einsum when ``node`` is one."""
+    if factor == 1.0:
+        return node
+    if (
+        isinstance(node, Einsum)
+        and node.shape is not None
+        and all(_static(o) for o in node.operands)
+    ):
+        spec = node.spec
+        text = ",".join([*("".join(t) for t in spec.inputs), ""]) + "->" + "".join(spec.output)
+        scaled = ops._einsum_node(
+            parse_spec(text, generalized=spec.generalized),
+            [*node.operands, Const(factor)],
+            node.like,
+        )
+        if isinstance(scaled, Einsum):
+            return fuse_einsum(scaled, set())
+    return _product([Const(factor), node])
+
+
+def _factored(node: Einsum) -> tuple[float, list[tuple[str, Expr]]]:
+    """``node`` as a plain-number factor and its other (term, operand) pairs."""
+    factor = 1.0
+    rest: list[tuple[str, Expr]] = []
+    for term, operand in zip(node.spec.inputs, node.operands, strict=True):
+        value = _scalar(operand)
+        if value is not None and not term:
+            factor *= value
+        else:
+            rest.append(("".join(term), operand))
+    return factor, rest
+
+
+def _canonical_text(pairs: Sequence[tuple[str, Expr]], output: str) -> str:
+    """The spec of ``pairs -> output`` with labels renamed by first appearance."""
+    names: dict[str, str] = {}
+    for label in output + "".join(term for term, _ in pairs):
+        if label not in names and label != ".":
+            names[label] = LETTERS[len(names) % len(LETTERS)]
+    rename = str.maketrans(names)
+    return ",".join(term.translate(rename) for term, _ in pairs) + "->" + output.translate(rename)
+
+
+def _merge_sum(a: Expr, b: Expr) -> Expr | None:
+    """``c·einsum(…, u, …) + d·einsum(…, v, …)`` as ``einsum(…, c·u + d·v, …)``.
+
+    Exact when the two einsums agree in everything but one operand (up to operand order
+    and label names); ``u`` and ``v`` must then have the same shape.
+    """
+    if not (isinstance(a, Einsum) and isinstance(b, Einsum)) or a.like != b.like:
+        return None
+    if a.shape is None or a.shape != b.shape or "..." in a.spec.text + b.spec.text:
+        return None
+    factor_a, rest_a = _factored(a)
+    factor_b, rest_b = _factored(b)
+    if len(rest_a) != len(rest_b) or not rest_a:
+        return None
+    out_a, out_b = "".join(a.spec.output), "".join(b.spec.output)
+    for k in range(len(rest_a)):
+        for m in range(len(rest_b)):
+            others_a = [op for i, (_, op) in enumerate(rest_a) if i != k]
+            order = _match(others_a, rest_b, skip=m)
+            if order is None:
+                continue
+            aligned_b = [rest_b[i] for i in order]
+            aligned_b.insert(k, rest_b[m])
+            if _canonical_text(rest_a, out_a) != _canonical_text(aligned_b, out_b):
+                continue
+            u, v = rest_a[k][1], rest_b[m][1]
+            if u.shape is None or u.shape != v.shape:
+                continue
+            combined = _add(_scaled(u, factor_a), _scaled(v, factor_b))
+            operands = [op for _, op in rest_a]
+            operands[k] = combined
+            text = ",".join(term for term, _ in rest_a) + "->" + out_a
+            result = ops._einsum_node(
+                parse_spec(text, generalized=a.spec.generalized), operands, a.like
+            )
+            return fuse_einsum(result, set()) if isinstance(result, Einsum) else result
+    return None
+
+
+def _match(left: Sequence[Expr], right: Sequence[tuple[str, Expr]], skip: int) -> list[int] | None:
+    """Indices into ``right`` (never ``skip``) holding the operands of ``left``, in order."""
+    used: set[int] = {skip}
+    order: list[int] = []
+    for operand in left:
+        found = next(
+            (i for i, (_, other) in enumerate(right) if other is operand and i not in used), None
+        )
+        if found is None:
+            return None
+        used.add(found)
+        order.append(found)
+    return order
+
+
+def _broadcasts_into(x: Expr, y: Expr) -> bool:
+    """True when ``x`` broadcast against ``y`` leaves ``y``'s shape unchanged."""
+    return ops._covers(y, x)
+
+
+def _add(a: Expr, b: Expr) -> Expr:
+    for x, y in ((a, b), (b, a)):
+        if _filled(x) == 0.0 and _broadcasts_into(x, y):
+            return y
+    merged = _merge_sum(a, b)
+    if merged is not None:
+        return merged
+    first, second = sorted((a, b), key=structural_key)
+    return ops.add(first, second)
+
+
+def _multiply(a: Expr, b: Expr) -> Expr:
+    for x, y in ((a, b), (b, a)):
+        value = _filled(x)
+        if value is not None and _broadcasts_into(x, y):
+            return _scaled(y, value)
+    return _product([a, b])
+
+
+def _negative(x: Expr) -> Expr:
+    if isinstance(x, Map) and x.op.name == "negative":
+        return x.args[0]
+    if isinstance(x, Einsum) and x.shape is not None:
+        return _scaled(x, -1.0)
+    return ops.negative(x)
+
+
+def _rebuild_map(node: Map, args: list[Expr]) -> Expr:
+    name = node.op.name
+    if name == "add":
+        return _add(*args)
+    if name == "subtract":
+        return _add(args[0], _negative(args[1]))
+    if name == "multiply":
+        return _multiply(*args)
+    if name == "negative":
+        return _negative(args[0])
+    if name == "divide":
+        value = _scalar(args[1])
+        if value is not None and value != 0:
+            return _multiply(args[0], Const(1.0 / value))
+    if name in COMMUTATIVE:
+        args = sorted(args, key=structural_key)
+    return ops._map(name, *args)

@@ -1,0 +1,167 @@
+"""The rows of the node kinds with no children to differentiate: Var, Const, Size, Seed.
+
+A derivative never flows *through* them (a Size or a Seed only reads a shape), so their
+derivative entries hand out nothing; what they do have is a shape, a printed form, a
+structural key and a way to be rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from einsgrad.core import kinds
+from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.ir import Const, Expr, Meta, Seed, Shape, Size, Var
+from einsgrad.graph import ops
+from einsgrad.graph.printing import ATOM, axis_text, const_text, short_name
+from einsgrad.rules.algebra import keep
+
+__all__ = ["size_count"]
+
+
+def size_count(node: Size, shape: Shape) -> int:
+    """The number of elements of an array of ``shape`` along ``node``'s axes."""
+    axes = ops.normalize_axes(node.axes, len(shape), node.arg)
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def _no_cotangents(node: Expr, cotangent: Expr, wanted: Sequence[bool], *batch: str) -> list[None]:
+    return [None for _ in node.children]
+
+
+def _no_tangent(node: Expr, tangents: Sequence[Expr | None], extra: Shape | None) -> None:
+    return None
+
+
+def _no_explanation(node: Expr, position: int, child: Expr, namer: Any) -> list[Any]:
+    return []
+
+
+def _same(node: Expr, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
+    return node
+
+
+# --- Var ----------------------------------------------------------------------------------
+
+
+def _var_infer(node: Var, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    if node.shape is None:
+        raise ShapeError(f"variable {node.name!r} has no declared shape: it comes with its array")
+    return Meta(node.shape, node.dtype)
+
+
+def _var_key(node: Var, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    return ["var", node.name, node.shape, str(node.dtype)]
+
+
+# --- Const --------------------------------------------------------------------------------
+
+
+def _const_infer(node: Const, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    if node.is_scalar:
+        return Meta((), None)
+    return Meta(node.value.shape, node.value.dtype)
+
+
+def _const_text(node: Const, text_of: Any, wrap: Any) -> tuple[str, int]:
+    negative = node.is_scalar and isinstance(node.value, int | float) and node.value < 0
+    return const_text(node), (30 if negative else ATOM)
+
+
+def _const_key(node: Const, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    if node.is_scalar:
+        return ["const", repr(node.value)]
+    raw = np.ascontiguousarray(node.value).tobytes()
+    return ["array", node.value.shape, node.value.dtype.str, hashlib.sha1(raw).hexdigest()]
+
+
+# --- Size ---------------------------------------------------------------------------------
+
+
+def _size_infer(node: Size, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    size_count(node, references[0].shape)  # validates the axes
+    return Meta((), None)
+
+
+def _size_text(node: Size, text_of: Any, wrap: Any) -> tuple[str, int]:
+    return f"size({text_of(node.arg)[0]}{axis_text(node.axes)})", ATOM
+
+
+def _size_rebuild(node: Size, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
+    return ops.size(references[0], node.axes)
+
+
+def _size_key(node: Size, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    return ["size", node.axes, *reference_keys]
+
+
+# --- Seed ---------------------------------------------------------------------------------
+
+
+def _seed_infer(node: Seed, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    shape = references[0].shape
+    if shape != ():
+        raise GradError(
+            f"grad needs a scalar loss, but {short_name(node.loss)} has shape {shape}; "
+            "use vjp (with a cotangent of that shape) or jacobian for non-scalar outputs"
+        )
+    return Meta((), references[0].dtype)
+
+
+def _seed_text(node: Seed, text_of: Any, wrap: Any) -> tuple[str, int]:
+    return f"ones_like({text_of(node.loss)[0]})", ATOM
+
+
+def _seed_rebuild(node: Seed, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
+    loss = references[0]
+    return Const(1.0) if loss.shape == () else Seed(loss)
+
+
+def _seed_key(node: Seed, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
+    return ["seed", *reference_keys]
+
+
+_NOTHING_TO_DIFFERENTIATE: dict[str, Callable[..., Any]] = {
+    "vjp": _no_cotangents,
+    "jvp": _no_tangent,
+    "batched_vjp": _no_cotangents,
+    "simplify": keep,
+    "explain": _no_explanation,
+}
+
+kinds.register(
+    Var,
+    infer=_var_infer,
+    text=lambda node, text_of, wrap: (node.name, ATOM),
+    rebuild=_same,
+    key=_var_key,
+    **_NOTHING_TO_DIFFERENTIATE,
+)
+kinds.register(
+    Const,
+    infer=_const_infer,
+    text=_const_text,
+    rebuild=_same,
+    key=_const_key,
+    **_NOTHING_TO_DIFFERENTIATE,
+)
+kinds.register(
+    Size,
+    infer=_size_infer,
+    text=_size_text,
+    rebuild=_size_rebuild,
+    key=_size_key,
+    **_NOTHING_TO_DIFFERENTIATE,
+)
+kinds.register(
+    Seed,
+    infer=_seed_infer,
+    text=_seed_text,
+    rebuild=_seed_rebuild,
+    key=_seed_key,
+    **_NOTHING_TO_DIFFERENTIATE,
+)
