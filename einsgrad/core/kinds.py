@@ -36,7 +36,7 @@ from typing import Any
 from einsgrad.core.errors import MissingRuleError
 from einsgrad.core.ir import Expr
 
-__all__ = ["PASSES", "kinds", "missing", "register", "rule"]
+__all__ = ["PASSES", "kinds", "missing", "register", "rule", "unregister"]
 
 PASSES: tuple[str, ...] = (
     "infer",
@@ -66,6 +66,11 @@ def register(kind: type[Expr], **entries: Callable[..., Any]) -> None:
             f"the passes are {', '.join(PASSES)}"
         )
     _TABLE.setdefault(kind, {}).update(entries)
+
+
+def unregister(kind: type[Expr]) -> None:
+    """Remove the row of ``kind`` (a kind registered for a test, say)."""
+    _TABLE.pop(kind, None)
 
 
 def rule(node: Expr, pass_name: str) -> Callable[..., Any]:

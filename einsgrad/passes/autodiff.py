@@ -9,7 +9,6 @@ evaluates and can be differentiated again.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, overload
 
@@ -22,12 +21,9 @@ from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
 from einsgrad.graph.static import add_all
+from einsgrad.passes.records import note_origin
 
 __all__ = ["cotangents", "grad", "variables_by_name"]
-
-# Variables of the loss a gradient was derived from. Evaluating the gradient accepts
-# them even where the gradient itself no longer depends on them.
-ORIGIN_VARIABLES: weakref.WeakKeyDictionary[Expr, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def variables_by_name(nodes: Iterable[Expr]) -> dict[str, Var]:
@@ -162,14 +158,12 @@ def grad(
     seed: Expr = Const(1.0) if expr.shape == () else Seed(expr)
     found = cotangents([(expr, seed)], targets)
     results: list[Expr] = []
-    origin = frozenset(by_name)
     for target in targets:
         cotangent = found[target]
         result = cotangent if cotangent is not None else _zeros_like(target)
         if target.structure is not None:
             result = ops.project(result, target)
-        ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
-        results.append(result)
+        results.append(note_origin(result, by_name))
     return results[0] if single else tuple(results)
 
 

@@ -23,7 +23,6 @@ than the memory limit, naming the cheaper call (vjp, jvp or hvp) instead.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,8 +39,9 @@ from einsgrad.core.limits import limit_for as _limit_for
 from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
 from einsgrad.graph.static import ONE, static_einsum, static_shape
-from einsgrad.passes.autodiff import ORIGIN_VARIABLES, _target, cotangents, grad, variables_by_name
+from einsgrad.passes.autodiff import _target, cotangents, grad, variables_by_name
 from einsgrad.passes.program import array_operands
+from einsgrad.passes.records import SweepChoice, note_origin, note_sweep, sweep_choice
 from einsgrad.passes.simplify import simplify
 from einsgrad.rules.einsum import resolved as einsum_resolved
 
@@ -100,9 +100,6 @@ class Cost:
         return text
 
 
-_MODES: weakref.WeakKeyDictionary[Expr, tuple[str, dict[str, Cost]]] = weakref.WeakKeyDictionary()
-
-
 def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
     """Estimate the FLOPs and memory of evaluating ``expr``.
 
@@ -135,8 +132,10 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
         elif isinstance(node, Reduce):
             argument = children[0]
             flops += 3 * (int(np.prod(argument.shape, dtype=np.int64)) if argument.shape else 1)
-    mode, alternatives = _MODES.get(expr, (None, {}))
-    return Cost(flops, largest, total, mode, alternatives)
+    choice = sweep_choice(expr)
+    if choice is None:
+        return Cost(flops, largest, total)
+    return Cost(flops, largest, total, choice.mode, choice.alternatives)
 
 
 # --- vjp and jvp ---------------------------------------------------------------------------
@@ -148,9 +147,8 @@ def _resolve_variable(expr: Expr, item: Any) -> Var:
 
 
 def _mark(result: Expr, source: Expr, *extra: Var) -> Expr:
-    origin = frozenset(variables_by_name(toposort([source]))) | {v.name for v in extra}
-    ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
-    return result
+    names = set(variables_by_name(toposort([source]))) | {v.name for v in extra}
+    return note_origin(result, names, like=source)
 
 
 def _check_shape(value: Expr, expected: Shape | None, what: str) -> None:
@@ -292,9 +290,8 @@ def _choose(y: Expr, variable: Var, mode: Mode) -> Expr:
     if len(candidates) == 2 and candidates["forward"] is candidates["reverse"]:
         label = "symbolic"
     alternatives = {name: c for name, c in costs.items() if name != chosen}
-    if mode == "auto" or result not in _MODES:
-        # A forced call that lands on a node an automatic choice made keeps that record.
-        _MODES[result] = (label, alternatives)
+    # A forced call that lands on a node an automatic choice made keeps that record.
+    note_sweep(result, SweepChoice(label, alternatives), keep_existing=mode != "auto")
     return result
 
 

@@ -19,8 +19,9 @@ from einsgrad.core import kinds
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
-from einsgrad.passes.autodiff import ORIGIN_VARIABLES, variables_by_name
+from einsgrad.passes.autodiff import variables_by_name
 from einsgrad.passes.program import Plan, Program, array_operands, build
+from einsgrad.passes.records import accepted_variables
 from einsgrad.rules.einsum import resolved as einsum_resolved
 
 __all__ = ["evaluate"]
@@ -65,7 +66,7 @@ def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]
     """Missing and unknown variable names, as ShapeErrors."""
     # A gradient accepts every variable of the loss it came from, used or not. Looked up
     # per call: the origin of a hash-consed node can grow after the walk was cached.
-    accepted = set(walk.variables).union(*(ORIGIN_VARIABLES.get(out, ()) for out in outputs))
+    accepted = set(walk.variables) | accepted_variables(outputs)
     extra = sorted(set(arrays) - accepted)
     if extra:
         known = ", ".join(sorted(accepted)) or "none"

@@ -32,7 +32,7 @@ from einsgrad.core import kinds
 from einsgrad.core.ir import Expr, toposort
 from einsgrad.graph.keys import structural_key
 from einsgrad.graph.rewrite import rebuild
-from einsgrad.passes.autodiff import ORIGIN_VARIABLES
+from einsgrad.passes.records import note_origin
 
 __all__ = ["simplify", "structural_key"]
 
@@ -55,7 +55,4 @@ def simplify(expr: Expr) -> Expr:
         return new
 
     (result,) = rebuild([expr], rewrite)
-    origin = ORIGIN_VARIABLES.get(expr)
-    if origin is not None:
-        ORIGIN_VARIABLES[result] = ORIGIN_VARIABLES.get(result, frozenset()) | origin
-    return result
+    return note_origin(result, (), like=expr)
