@@ -36,6 +36,7 @@ import numpy as np
 
 from einsgrad.backends.base import get_backend
 from einsgrad.core import kinds
+from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm
 from einsgrad.core.errors import ShapeError, SpecError
 from einsgrad.core.ir import Einsum, Expr, Meta, Shape
 from einsgrad.core.labels import LETTERS, letters
@@ -46,7 +47,7 @@ from einsgrad.graph.static import add_all, static_einsum, static_shape, static_s
 from einsgrad.rules.algebra import fuse_einsum
 from einsgrad.rules.contraction_tree import Tree, contraction_tree
 
-__all__ = ["BackwardRule", "backward", "backward_spec", "einsum_vjp", "resolved"]
+__all__ = ["BackwardRule", "backward", "backward_spec", "einsum_steps", "einsum_vjp", "resolved"]
 
 
 def backward_spec(spec: Spec, wrt: int) -> Spec:
@@ -431,3 +432,79 @@ kinds.register(
     key=_key,
     simplify=_simplify,
 )
+
+
+# --- the rule, step by step, for explain -----------------------------------------------------
+
+#: Letters for labels the derivation introduces (a target label the forward also uses).
+_FRESH_LABELS = "ijklmnpqrstuvwxyzabcdefgh"
+
+
+def einsum_steps(spec: Spec, wrt: int, names: Sequence[str], output_name: str) -> EinsumSteps:
+    """The einsum rule for operand ``wrt`` as a learner derives it (see EinsumSteps).
+
+    ``spec`` is a plain, explicit einsum (no ``...``). The target keeps its own letters;
+    forward labels that clash with them are renamed, so that the partial derivative
+    ``∂Y_o/∂X_t`` has distinct numerator and denominator labels.
+    """
+    target_labels = tuple(spec.inputs[wrt])
+    taken = set(target_labels) | {label for term in spec.inputs for label in term}
+    rename: dict[str, str] = {}
+    for label in dict.fromkeys([*spec.output, *(lab for term in spec.inputs for lab in term)]):
+        if label in target_labels:
+            fresh = next(c for c in _FRESH_LABELS if c not in taken)
+            taken.add(fresh)
+            rename[label] = fresh
+        else:
+            rename[label] = label
+    terms = [tuple(rename[label] for label in term) for term in spec.inputs]
+    out = tuple(rename[label] for label in spec.output)
+    forward_sums = tuple(
+        label for label in dict.fromkeys(lab for term in terms for lab in term) if label not in out
+    )
+    target = names[wrt]
+    chain = IndexTerm(
+        (
+            Factor(output_name, out, "grad"),
+            Factor(target, target_labels, "partial", output_name, out),
+        ),
+        sums=out,
+    )
+    forward = IndexTerm(
+        tuple(Factor(name, term) for name, term in zip(names, terms, strict=True)), forward_sums
+    )
+    others = [Factor(n, t) for j, (n, t) in enumerate(zip(names, terms, strict=True)) if j != wrt]
+    pairs = list(zip(terms[wrt], target_labels, strict=True))
+    raw = IndexTerm((*(Factor("", pair, "delta") for pair in pairs), *others), sums=forward_sums)
+    # A delta over a label the forward sums collapses that sum onto the target's label.
+    collapsed = {d: t for d, t in pairs if d in forward_sums}
+    kept = [(d, t) for d, t in pairs if d not in forward_sums]
+    substituted = [
+        Factor(f.name, tuple(collapsed.get(label, label) for label in f.labels)) for f in others
+    ]
+    remaining = tuple(label for label in forward_sums if label not in collapsed)
+    partial = IndexTerm((*(Factor("", pair, "delta") for pair in kept), *substituted), remaining)
+    # In the chain rule, the deltas left over set output labels to the target's.
+    tie = dict(kept)
+    upstream = Factor(output_name, tuple(tie.get(label, label) for label in out), "grad")
+    final = [
+        Factor(f.name, tuple(tie.get(label, label) for label in f.labels)) for f in substituted
+    ]
+    contracting = tuple(
+        dict.fromkeys(
+            label for label in (*out, *remaining) if label not in tie and label not in target_labels
+        )
+    )
+    return EinsumSteps(
+        wrt=wrt,
+        target=Factor(target, target_labels, "grad"),
+        chain=chain,
+        forward=(Factor(output_name, out), forward),
+        raw_partial=raw,
+        partial=partial,
+        collapsed=tuple(collapsed.items()),
+        tied=tuple(tie.items()),
+        result=IndexTerm((*final, upstream), contracting),
+        contracting=contracting,
+        rule=backward(spec.text, wrt, names=list(names), output=output_name),
+    )
