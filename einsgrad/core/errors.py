@@ -8,6 +8,7 @@ that does not know about einsgrad.
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "EinsgradError",
     "GradError",
     "MemoryLimitError",
@@ -36,6 +37,10 @@ class ParseError(EinsgradError):
 
 class MemoryLimitError(EinsgradError):
     """A result or intermediate that would exceed the memory limit; nothing was allocated."""
+
+
+class BackendError(EinsgradError):
+    """An array backend that is not known, or whose array library is not installed."""
 
 
 class GradError(EinsgradError):
