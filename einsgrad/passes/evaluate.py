@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from einsgrad.backends.base import get_backend
+from einsgrad.backends import get_backend
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard

@@ -10,7 +10,6 @@ is then a loop of calls, with no graph walking, hashing or planning per call.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.backends.base import Backend, contraction, plan_info
+from einsgrad.backends.base import Backend, plan_info, plan_path
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
 
 __all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
@@ -136,8 +135,7 @@ def build(
         meta = metas[slot]
         if isinstance(node, Const | Size | Seed):
             # Known from the shapes alone: computed once, here, not per call.
-            refs = [metas[index[r]] for r in node.references]
-            template[slot] = node.compute(backend, [], meta, refs)
+            template[slot] = _constant(node, metas, index, backend)
             if not isinstance(node, Const):
                 plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape))
             continue
@@ -164,6 +162,17 @@ def build(
         tuple(index[out] for out in outputs),
         Plan(tuple(plan_steps), flops_total, largest_bytes),
     )
+
+
+def _constant(
+    node: Const | Size | Seed, metas: Sequence[Meta], index: dict[Expr, int], backend: Backend
+) -> Any:
+    """The value of a node known before the call: a number, or a constant's array."""
+    if isinstance(node, Const):
+        return node.value if node.is_scalar else backend.asarray(node.value)
+    if isinstance(node, Size):
+        return node.count(metas[index[node.references[0]]].shape)
+    return 1.0  # a Seed: the cotangent of the loss with respect to itself
 
 
 def _release(
@@ -201,16 +210,12 @@ def _step(
     meta = metas[index[node]]
     if isinstance(node, Map):
         size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        return functools.partial(node.op.forward, backend.xp), reads, node.op.name, "", size, 0
+        return backend.elementwise(node.op.forward), reads, node.op.name, "", size, 0
     if isinstance(node, Reduce):
         (a,) = reads
         axes = node.concrete_axes(len(metas[a].shape))
-        forward, xp = node.op.forward, backend.xp
         size = int(np.prod(metas[a].shape, dtype=np.int64)) if metas[a].shape else 1
-
-        def reduce(x: Any) -> Any:
-            return forward(xp, x, axes)
-
+        reduce = backend.reduction(node.op.forward, axes)
         return reduce, reads, f"{node.op.name} axis={axes}", "", 3 * size, 0
     if isinstance(node, Einsum):
         return _einsum_step(node, reads, metas, index, backend, optimize, template)
@@ -246,10 +251,9 @@ def _einsum_step(
     contract: Callable[..., Any]
     if arrays:
         shapes = tuple(children[k].shape for k in arrays)
-        contract = contraction(resolved, shapes, arrays, optimize, backend.name)
+        contract = backend.contraction(resolved, shapes, arrays, optimize)
         flops, largest = plan_info(resolved, shapes, arrays, optimize)
-        steps_list: Any = getattr(getattr(contract, "func", contract), "contraction_list", [])
-        path = " ".join(str(step[0]) for step in steps_list)
+        path = plan_path(resolved, shapes, arrays, optimize)
         if expand is None and not number_reads and scale == 1.0:
             return contract, array_reads, operation, path, flops, largest
     else:  # numbers alone: an array of ones (of the core's shape) times them

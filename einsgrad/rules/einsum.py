@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.backends.base import get_backend
+from einsgrad.backends import get_backend
 from einsgrad.core.errors import ShapeError, SpecError
 from einsgrad.core.ir import Einsum, Expr
 from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec, resolve
@@ -148,8 +148,11 @@ class BackwardRule:
         full = parse_spec(self.full, generalized=True)
         resolved = resolve(full, [a.shape for a in inputs], arrays[self.wrt].shape, names)
         dtype = np.result_type(*inputs)
-        result = backend.einsum(resolved, inputs, dtype)
-        return np.array(result, copy=True) if not result.flags.writeable else result
+        shapes = tuple(backend.shape(a) for a in inputs)
+        result = backend.contraction(resolved, shapes, tuple(range(len(inputs))))(*inputs)
+        if not resolved.is_plain:
+            result = backend.expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
+        return backend.finish(result, dtype, inputs)
 
     def index_form(self) -> str:
         """The rule in index notation, e.g. ``dW[i,j] = Σ_b X[b,i] · dY[b,j]``."""
