@@ -279,3 +279,65 @@ def test_values_are_freed_after_their_last_use_when_arrays_are_large(n: int) -> 
     # Every value some step reads and no output needs is freed right after its last reader.
     assert freed == {slot: max(uses) for slot, uses in read_by.items() if slot not in kept}
     assert len(freed) >= 4
+
+
+@pytest.mark.parametrize("n", [4, 100], ids=["kept to the end", "freed as it runs"])
+def test_the_plan_counts_peak_live_memory_and_all_results(n: int) -> None:
+    """Three chained steps of n×n float64: at most two results are live at once (the one
+    being read and the one being made), whether or not the program frees small values."""
+    X = eg.var("X", (n, n))
+    f = eg.compile(eg.tanh(eg.exp(eg.tanh(X))))
+    plan = f.plan()
+    size = n * n * 8
+    assert len(plan.steps) == 3
+    assert plan.largest_bytes == size
+    assert plan.peak_bytes == 2 * size
+    assert plan.total_bytes == 3 * size
+    assert f"peak {2 * size:,} bytes live" in str(plan)
+
+
+def test_an_output_stays_live_to_the_end_of_the_plan() -> None:
+    n = 50
+    X = eg.var("X", (n, n))
+    first = eg.tanh(X)
+    plan = eg.compile([first, eg.exp(eg.exp(first))]).plan()
+    assert plan.peak_bytes == 3 * n * n * 8  # first, kept, beside the two exps
+
+
+def test_cost_and_the_memory_guard_read_the_plan() -> None:
+    n = 100
+    X = eg.var("X", (n, n))
+    expr = eg.tanh(eg.exp(eg.tanh(X)))
+    plan = eg.compile(expr).plan()
+    report = eg.cost(expr)
+    assert (report.flops, report.largest_bytes, report.total_bytes) == (
+        plan.flops,
+        plan.largest_bytes,
+        plan.total_bytes,
+    )
+    # The guard bounds the largest single array, not the peak of live memory.
+    x = np.zeros((n, n))
+    within = eg.compile(expr, memory_limit=plan.largest_bytes)
+    assert plan.largest_bytes < plan.peak_bytes
+    np.testing.assert_allclose(within(X=x), np.tanh(np.exp(np.tanh(x))))
+    over = eg.compile(expr, memory_limit=plan.largest_bytes - 1)
+    with pytest.raises(eg.MemoryLimitError, match=rf"\({n}, {n}\).*as float64"):
+        over(X=x)
+
+
+def test_the_memory_guard_names_an_intermediate_by_its_length() -> None:
+    """Without declared shapes a three-operand einsum is one step, whose opt_einsum
+    intermediate (2×100) is larger than its result (2×2)."""
+    A, B, C = eg.var("A"), eg.var("B"), eg.var("C")
+    expr = eg.einsum("ij,jk,kl->il", A, B, C)
+    shapes = {"A": (2, 100), "B": (100, 100), "C": (100, 2)}
+    plan = eg.compile(expr).plan(**shapes)
+    step = plan.largest_step()
+    assert step is not None and step.largest_shape == (200,)
+    assert plan.largest_bytes == plan.peak_bytes == 200 * 8
+    assert plan.total_bytes == 2 * 2 * 8
+    assert eg.cost(expr, **shapes).largest_bytes == plan.largest_bytes
+    arrays = {name: np.ones(shape) for name, shape in shapes.items()}
+    with pytest.raises(eg.MemoryLimitError, match=r"\(200,\).*1\.6 KiB"):
+        eg.compile(expr, memory_limit=1599)(**arrays)
+    np.testing.assert_allclose(eg.compile(expr, memory_limit=1600)(**arrays), np.full((2, 2), 1e4))

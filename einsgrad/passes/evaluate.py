@@ -16,13 +16,13 @@ from typing import Any, Literal
 import numpy as np
 
 from einsgrad.backends import get_backend
-from einsgrad.backends.base import Backend, plan_info
+from einsgrad.backends.base import Backend
 from einsgrad.core.errors import ShapeError
-from einsgrad.core.ir import Const, Einsum, Expr, Meta, Var, toposort
+from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
 from einsgrad.graph.printing import short_name
 from einsgrad.passes.autodiff import ORIGIN_VARIABLES, variables_by_name
-from einsgrad.passes.program import Plan, Program, array_operands, build
+from einsgrad.passes.program import Plan, Program, build
 from einsgrad.rules.contraction_tree import split_einsums
 
 __all__ = ["evaluate"]
@@ -203,7 +203,7 @@ class Prepared:
     key: tuple[Any, ...]
     metas: tuple[Meta, ...]
     program: Program
-    # What the memory guard compares with the limit: the largest single array.
+    # What the memory guard compares with the limit: the plan's largest single array.
     largest: int
     outputs: tuple[tuple[Meta, bool, Any], ...]
 
@@ -311,7 +311,7 @@ def _prepared(walk: _Walk, signature: Signature, optimize: str, backend: Backend
         fresh = slot in computed and slot not in seen
         outputs.append((meta, fresh, backend.native_dtype(meta.dtype)))
         seen.add(slot)
-    largest = _peak(walk, signature)[0]
+    largest = program.plan.largest_bytes
     return Prepared(
         optimize, backend, signature, tuple(key), metas, program, largest, tuple(outputs)
     )
@@ -349,46 +349,27 @@ def plan(
     return _program(walk, signature, optimize, backend).plan
 
 
-@functools.lru_cache(maxsize=1024)
-def _peak(walk: _Walk, signature: Signature) -> tuple[int, Expr | None, tuple[int, ...]]:
-    """The largest array evaluation would allocate: bytes, the node, and its shape."""
-    metas = _infer(walk, signature)
-    best: tuple[int, Expr | None, tuple[int, ...]] = (0, None, ())
-    for i, node in enumerate(walk.order):
-        if node not in walk.needs_value or isinstance(node, Var | Const):
-            continue
-        meta = metas[i]
-        itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
-        size = int(np.prod(meta.shape, dtype=np.float64)) if meta.shape else 1
-        if size * itemsize > best[0]:
-            best = (size * itemsize, node, meta.shape)
-        if isinstance(node, Einsum):
-            children = [metas[walk.index[c]] for c in node.children]
-            refs = [metas[walk.index[r]] for r in node.references]
-            resolved = node.resolved(children, refs)
-            arrays = array_operands(node, children)
-            _, largest = plan_info(resolved, tuple(children[k].shape for k in arrays), arrays)
-            if largest * itemsize > best[0]:
-                best = (largest * itemsize, node, (largest,))
-    return best
-
-
 def _check_memory(walk: _Walk, prepared: Prepared, limit: int | None) -> None:
-    """MemoryLimitError, before anything is allocated, if the program's peak exceeds ``limit``."""
+    """MemoryLimitError, before anything is allocated, if the program's largest array
+    exceeds ``limit``.
+
+    The largest single array (a step's result or an opt_einsum intermediate), not the
+    plan's peak of live memory: a limit is a bound on one allocation.
+    """
     if limit is None or limit >= prepared.largest:
         return
-    needed, node, shape = _peak(walk, prepared.signature)
-    if node is not None and needed > limit:
-        itemsize = max(1, needed // max(1, int(np.prod(shape, dtype=np.float64)) if shape else 1))
-        guard(
-            f"evaluating {short_name(node)}",
-            shape,
-            np.dtype(f"f{itemsize}") if itemsize in (2, 4, 8) else np.float64,
-            limit,
-            "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...), "
-            "set_memory_limit(...) or compile(..., memory_limit=...), or use vjp/jvp/hvp "
-            "instead of a full Jacobian or Hessian.",
-        )
+    step = prepared.program.plan.largest_step()
+    if step is None or step.slot < 0:
+        return
+    guard(
+        f"evaluating {short_name(walk.order[step.slot])}",
+        step.largest_shape,
+        step.dtype,
+        limit,
+        "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...), "
+        "set_memory_limit(...) or compile(..., memory_limit=...), or use vjp/jvp/hvp "
+        "instead of a full Jacobian or Hessian.",
+    )
 
 
 def static_metas(

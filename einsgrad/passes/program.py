@@ -23,9 +23,12 @@ from einsgrad.core.ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size,
 __all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
 
 
+_FLOAT64: np.dtype[Any] = np.dtype(np.float64)
+
+
 @dataclass(frozen=True)
 class PlanStep:
-    """One step of a plan, for display: what it computes, how, and what it costs."""
+    """One step of a plan: what it computes, how, and what it costs."""
 
     name: str
     operation: str
@@ -33,15 +36,46 @@ class PlanStep:
     flops: int
     largest: int  # elements of the largest array the step makes (result or intermediate)
     shape: tuple[int, ...]
+    slot: int = -1  # the node's position in the walk's order
+    dtype: np.dtype[Any] = _FLOAT64
+
+    @property
+    def result_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def largest_bytes(self) -> int:
+        return self.largest * self.dtype.itemsize
+
+    @property
+    def largest_shape(self) -> tuple[int, ...]:
+        """The shape of the largest array: the result's, or an intermediate's length."""
+        return self.shape if self.largest == math.prod(self.shape) else (self.largest,)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The steps of a compiled program for one shape signature, and the totals."""
+    """The steps of a compiled program for one shape signature, and the totals.
+
+    ``largest_bytes`` is the largest single array (a result or an opt_einsum
+    intermediate); ``peak_bytes`` the most memory live at once, as if each value were
+    freed after its last reader (inputs and constants not counted, outputs kept to the
+    end, a step's largest array counted while it runs); ``total_bytes`` all step results
+    together.
+    """
 
     steps: tuple[PlanStep, ...]
     flops: int
     largest_bytes: int
+    peak_bytes: int
+    total_bytes: int
+
+    def largest_step(self) -> PlanStep | None:
+        """The first step that makes the largest array, or None if no step makes one."""
+        for step in self.steps:
+            if step.largest and step.largest_bytes == self.largest_bytes:
+                return step
+        return None
 
     def __str__(self) -> str:
         lines = [f"{'step':<6} {'operation':<44} {'shape':<16} {'FLOPs':>14}  path"]
@@ -50,7 +84,10 @@ class Plan:
                 f"{step.name:<6} {step.operation[:44]:<44} {step.shape!s:<16} "
                 f"{step.flops:>14,}  {step.path}"
             )
-        lines.append(f"total: {self.flops:,} FLOPs, largest array {self.largest_bytes:,} bytes")
+        lines.append(
+            f"total: {self.flops:,} FLOPs, largest array {self.largest_bytes:,} bytes, "
+            f"peak {self.peak_bytes:,} bytes live, {self.total_bytes:,} bytes in all"
+        )
         return "\n".join(lines)
 
 
@@ -124,8 +161,6 @@ def build(
     template: list[Any] = [None] * len(order)
     plan_steps: list[PlanStep] = []
     slot_of_name: dict[str, int] = {}
-    flops_total = 0
-    largest_bytes = 0
     for slot, node in enumerate(order):
         if isinstance(node, Var):
             slot_of_name[node.name] = slot
@@ -137,20 +172,22 @@ def build(
             # Known from the shapes alone: computed once, here, not per call.
             template[slot] = _constant(node, metas, index, backend)
             if not isinstance(node, Const):
-                plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape))
+                plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape, slot))
             continue
         reads = tuple(index[c] for c in node.children)
         function, reads, operation, path, flops, largest = _step(
             node, reads, metas, index, backend, optimize, template
         )
         computed.append((slot, function, reads))
-        size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        largest = max(largest, size)
-        itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
-        largest_bytes = max(largest_bytes, largest * itemsize)
-        flops_total += flops
-        plan_steps.append(PlanStep(f"v{slot}", operation, path, flops, largest, meta.shape))
-    release = _release(computed, {index[out] for out in outputs}, largest_bytes)
+        largest = max(largest, math.prod(meta.shape))
+        dtype = meta.dtype or np.dtype(np.float64)
+        plan_steps.append(
+            PlanStep(f"v{slot}", operation, path, flops, largest, meta.shape, slot, dtype)
+        )
+    kept = {index[out] for out in outputs}
+    last_use = _last_uses(computed)
+    plan = _plan(tuple(plan_steps), computed, last_use, kept)
+    release = _release(computed, last_use, kept, plan.largest_bytes)
     steps = tuple(
         (slot, function, reads, freed)
         for (slot, function, reads), freed in zip(computed, release, strict=True)
@@ -160,7 +197,7 @@ def build(
         tuple(template),
         tuple(slot_of_name[name] for name in names),
         tuple(index[out] for out in outputs),
-        Plan(tuple(plan_steps), flops_total, largest_bytes),
+        plan,
     )
 
 
@@ -175,18 +212,49 @@ def _constant(
     return 1.0  # a Seed: the cotangent of the loss with respect to itself
 
 
-def _release(
-    computed: Sequence[tuple[int, Callable[..., Any], tuple[int, ...]]],
-    kept: set[int],
-    largest_bytes: int,
-) -> list[tuple[int, ...]]:
-    """For each step, the values to free after it: those it reads for the last time."""
-    if largest_bytes < RELEASE_BYTES:
-        return [() for _ in computed]
+Computed = Sequence[tuple[int, Callable[..., Any], tuple[int, ...]]]
+
+
+def _last_uses(computed: Computed) -> dict[int, int]:
+    """For each slot some step reads, the position of the last step that reads it."""
     last_use: dict[int, int] = {}
     for position, (_, _, reads) in enumerate(computed):
         for read in reads:
             last_use[read] = position
+    return last_use
+
+
+def _plan(
+    steps: tuple[PlanStep, ...], computed: Computed, last_use: dict[int, int], kept: set[int]
+) -> Plan:
+    """The plan's totals: FLOPs, the largest array, and the live and total memory.
+
+    Walks the steps in order with each value freed after its last reader, whether or
+    not the program frees it (see RELEASE_BYTES): the peak is what the schedule needs.
+    """
+    by_slot = {step.slot: step for step in steps}
+    dying: list[list[int]] = [[] for _ in computed]
+    for position, (slot, _, _) in enumerate(computed):
+        if slot not in kept:
+            dying[last_use.get(slot, position)].append(slot)
+    live = peak = total = 0
+    for position, (slot, _, _) in enumerate(computed):
+        step = by_slot[slot]
+        peak = max(peak, live + max(step.result_bytes, step.largest_bytes))
+        live += step.result_bytes
+        total += step.result_bytes
+        live -= sum(by_slot[dead].result_bytes for dead in dying[position])
+    flops = sum(step.flops for step in steps)
+    largest = max((step.largest_bytes for step in steps), default=0)
+    return Plan(steps, flops, largest, peak, total)
+
+
+def _release(
+    computed: Computed, last_use: dict[int, int], kept: set[int], largest_bytes: int
+) -> list[tuple[int, ...]]:
+    """For each step, the values to free after it: those it reads for the last time."""
+    if largest_bytes < RELEASE_BYTES:
+        return [() for _ in computed]
     release: list[list[int]] = [[] for _ in computed]
     for read, position in last_use.items():
         if read not in kept:
@@ -263,6 +331,8 @@ def _einsum_step(
         def contract() -> Any:
             return backend.ones(core_shape, dtype)
 
+    if expand is not None:
+        flops += math.prod(meta.shape)  # the writes that place the core into the output
     count = len(array_reads)
 
     def scaled(*values: Any) -> Any:
