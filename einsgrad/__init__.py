@@ -7,6 +7,7 @@ opt_einsum, and read the backward einsums the rule engine derived.
 from __future__ import annotations
 
 from einsgrad.core.errors import (
+    BackendError,
     EinsgradError,
     GradError,
     MemoryLimitError,
@@ -89,6 +90,7 @@ install_operators(
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
     "BackwardRule",
     "Compiled",
     "Const",

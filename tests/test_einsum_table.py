@@ -54,7 +54,8 @@ from oracles import (
 )
 
 import einsgrad as eg
-from einsgrad.backends.base import Backend, NumpyBackend
+from einsgrad.backends.base import Backend
+from einsgrad.backends.numpy import NumpyBackend
 from einsgrad.core.spec import parse_spec, resolve
 
 # --- the table ----------------------------------------------------------------------------

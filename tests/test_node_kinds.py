@@ -179,7 +179,7 @@ def test_jvp_and_vjp_match_autograd(registered: None) -> None:
     fd = (_reference_output(x, w + step * V) - _reference_output(x, w - step * V)) / (2 * step)
     np.testing.assert_allclose(tangent, fd, rtol=1e-6, atol=1e-8)
     cotangent = eg.vjp(Y, W, eg.var("U", (4, 2)))(X=x, W=w, U=U)
-    _, pullback = autograd.make_vjp(lambda w_: _reference_output(x, w_))(w)
+    pullback, _ = autograd.make_vjp(lambda w_: _reference_output(x, w_))(w)
     np.testing.assert_allclose(cotangent, pullback(U), rtol=1e-12, atol=1e-12)
 
 

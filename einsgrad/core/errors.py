@@ -8,6 +8,7 @@ that does not know about einsgrad.
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "EinsgradError",
     "GradError",
     "MemoryLimitError",
@@ -42,6 +43,10 @@ class MemoryLimitError(EinsgradError):
 class MissingRuleError(EinsgradError, NotImplementedError):
     """A node kind met by a pass that has no rule for it (its row in the rule table lacks
     that pass's entry); raised instead of a silent zero or a stale subtree."""
+
+
+class BackendError(EinsgradError):
+    """An array backend that is not known, or whose array library is not installed."""
 
 
 class GradError(EinsgradError):

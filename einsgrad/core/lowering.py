@@ -37,7 +37,8 @@ class StepInput:
 
 @dataclass(frozen=True)
 class Lowered:
-    """How a program computes one node; build with :meth:`step` or :meth:`known_value`."""
+    """How a program computes one node: a :meth:`step`, a :meth:`known_value` or a
+    :meth:`bound_input`."""
 
     function: Callable[..., Any] | None
     reads: tuple[int, ...]
@@ -47,6 +48,7 @@ class Lowered:
     largest: int = 0  # elements of the largest array the step makes besides its result
     value: Any = None
     listed: bool = True  # whether a value known at build time is listed in the plan
+    is_input: bool = False  # an input: its array is bound by the caller
 
     @classmethod
     def step(
@@ -61,6 +63,11 @@ class Lowered:
     ) -> Lowered:
         """A step of the program: ``function(*values of reads)`` at every call."""
         return cls(function, reads, operation, path, flops, largest)
+
+    @classmethod
+    def bound_input(cls) -> Lowered:
+        """An input of the program: an array the caller binds."""
+        return cls(None, (), "input", is_input=True)
 
     @classmethod
     def known_value(cls, value: Any, operation: str, *, listed: bool = True) -> Lowered:

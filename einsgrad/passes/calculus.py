@@ -31,7 +31,7 @@ import numpy as np
 
 from einsgrad.core import kinds
 from einsgrad.core.errors import GradError, ShapeError
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Var, toposort
+from einsgrad.core.ir import Const, Expr, Shape, Var, toposort
 from einsgrad.core.labels import letters
 from einsgrad.core.limits import format_bytes as _format_bytes
 from einsgrad.core.limits import get_memory_limit, guard, memory_limit, set_memory_limit
@@ -40,10 +40,9 @@ from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
 from einsgrad.graph.static import ONE, static_einsum, static_shape
 from einsgrad.passes.autodiff import _target, cotangents, grad, variables_by_name
-from einsgrad.passes.program import array_operands
+from einsgrad.passes.evaluate import plan as program_plan
 from einsgrad.passes.records import SweepChoice, note_origin, note_sweep, sweep_choice
 from einsgrad.passes.simplify import simplify
-from einsgrad.rules.einsum import resolved as einsum_resolved
 
 __all__ = [
     "Cost",
@@ -104,38 +103,15 @@ def cost(expr: Expr, dtype: Any = np.float64, **shapes: Sequence[int]) -> Cost:
     """Estimate the FLOPs and memory of evaluating ``expr``.
 
     Variables without a declared shape take theirs from ``shapes`` (``X=(64, 128)``).
-    For a result of :func:`jacobian` or :func:`hessian` the chosen mode is included.
+    The numbers are the plan of the program evaluation would run (see
+    :meth:`einsgrad.Compiled.plan`). For a result of :func:`jacobian` or :func:`hessian`
+    the chosen mode is included.
     """
-    from einsgrad.backends.base import plan_info
-    from einsgrad.passes.evaluate import static_metas
-
-    metas = static_metas(expr, shapes, dtype)
-    flops = 0
-    largest = 0
-    total = 0
-    itemsize = np.dtype(dtype).itemsize
-    for node, (meta, children, refs) in metas.items():
-        if isinstance(node, Var | Const):
-            continue
-        size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        largest = max(largest, size * itemsize)
-        total += size * itemsize
-        if isinstance(node, Einsum):
-            resolved = einsum_resolved(node, children, refs)
-            arrays = array_operands(node, children)
-            shapes_in = tuple(children[k].shape for k in arrays)
-            einsum_flops, intermediate = plan_info(resolved, shapes_in, arrays)
-            flops += einsum_flops + (0 if resolved.is_plain else size)
-            largest = max(largest, intermediate * itemsize)
-        elif isinstance(node, Map):
-            flops += size
-        elif isinstance(node, Reduce):
-            argument = children[0]
-            flops += 3 * (int(np.prod(argument.shape, dtype=np.int64)) if argument.shape else 1)
+    plan = program_plan((expr,), shapes, dtype, "auto")
     choice = sweep_choice(expr)
     if choice is None:
-        return Cost(flops, largest, total)
-    return Cost(flops, largest, total, choice.mode, choice.alternatives)
+        return Cost(plan.flops, plan.largest_bytes, plan.total_bytes)
+    return Cost(plan.flops, plan.largest_bytes, plan.total_bytes, choice.mode, choice.alternatives)
 
 
 # --- vjp and jvp ---------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from einsgrad.backends import get_backend
+from einsgrad.backends.base import Backend
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr
 from einsgrad.core.limits import check_limit
@@ -34,6 +36,7 @@ class Compiled:
         outputs: Expr | Sequence[Expr],
         optimize: str,
         memory_limit: int | Literal["default"] | None = "default",
+        backend: Backend | None = None,
     ) -> None:
         self.single = isinstance(outputs, Expr)
         self.outputs: tuple[Expr, ...] = (outputs,) if isinstance(outputs, Expr) else tuple(outputs)
@@ -42,17 +45,20 @@ class Compiled:
                 raise TypeError(f"compile takes einsgrad expressions, got {type(out).__name__}")
         self.optimize = optimize
         self.memory_limit = memory_limit
+        self.backend = backend if backend is not None else get_backend("numpy")
         self._walk = _walk(self.outputs)
 
     def __call__(self, mapping: Mapping[str, Any] | None = None, /, **arrays: Any) -> Any:
         if mapping is not None:
             arrays = {**mapping, **arrays}
-        results = run(self.outputs, arrays, self.optimize, self._walk, self.memory_limit)
+        results = run(
+            self.outputs, arrays, self.optimize, self._walk, self.memory_limit, self.backend
+        )
         return results[0] if self.single else results
 
     def plan(self, dtype: Any = np.float64, **shapes: Sequence[int]) -> Plan:
         """Each step with its einsum, path, FLOPs and largest array; and the totals."""
-        return _plan(self.outputs, shapes, dtype, self.optimize)
+        return _plan(self.outputs, shapes, dtype, self.optimize, self.backend)
 
 
 def compile(
@@ -67,13 +73,12 @@ def compile(
     ``optimize`` is opt_einsum's path strategy. ``memory_limit`` is the largest array, in
     bytes, a call may allocate: ``"default"`` follows the limit in force at each call
     (:func:`einsgrad.get_memory_limit`, which ``with einsgrad.memory_limit(...)`` sets),
-    None means no limit. Only the numpy backend exists today; the derived programs are
-    backend-neutral, and others plug in behind einsgrad.backends.base.
+    None means no limit. ``backend`` names the array library the program runs on (see
+    :mod:`einsgrad.backends`); BackendError if it is unknown or not installed.
     """
-    if backend != "numpy":
-        raise ShapeError(f"backend {backend!r} is not available yet; use 'numpy'")
+    runner = get_backend(backend)
     if optimize not in _OPTIMIZE:
         raise ShapeError(f"optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}")
     if memory_limit != "default":
         memory_limit = check_limit(memory_limit)
-    return Compiled(outputs, optimize, memory_limit)
+    return Compiled(outputs, optimize, memory_limit, runner)

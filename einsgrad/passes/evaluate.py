@@ -2,7 +2,8 @@
 
 The graph walk is planned once per set of outputs and cached; shapes and dtypes are
 inferred once per shape signature and cached; each einsum's opt_einsum contraction path
-is planned once per shape signature and cached (in :mod:`einsgrad.backend`).
+is planned once per shape signature and cached (in :mod:`einsgrad.backends.base`). The
+arrays themselves are only touched through a :class:`~einsgrad.backends.base.Backend`.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ from typing import Any, Literal
 
 import numpy as np
 
-from einsgrad.backends.base import get_backend
+from einsgrad.backends import get_backend
+from einsgrad.backends.base import Backend
 from einsgrad.core import kinds
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
+from einsgrad.graph.printing import short_name
 from einsgrad.passes.autodiff import variables_by_name
-from einsgrad.passes.program import Plan, Program, array_operands, build
+from einsgrad.passes.program import Plan, Program, build
 from einsgrad.passes.records import accepted_variables
-from einsgrad.rules.einsum import resolved as einsum_resolved
+from einsgrad.rules.contraction_tree import split_einsums
 
 __all__ = ["evaluate"]
 
 # Each variable's name, shape and dtype (as dtype.str), in sorted name order.
 Signature = tuple[tuple[str, tuple[int, ...], str], ...]
+
+#: The backend of evaluate() and of compile() unless it names another.
+NUMPY = get_backend("numpy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,8 +54,6 @@ class _Walk:
 
 @functools.lru_cache(maxsize=256)
 def _walk(requested: tuple[Expr, ...]) -> _Walk:
-    from einsgrad.rules.contraction_tree import split_einsums
-
     # n-ary einsums run as their contraction trees, whose intermediates gradients share.
     outputs = split_einsums(requested)
     order = tuple(toposort(outputs))
@@ -89,62 +93,57 @@ def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]
 
 
 def _bind(
-    walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any], backend: Any
+    walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any], backend: Backend
 ) -> dict[str, Any]:
     if arrays.keys() != walk.variables.keys():
         _check_names(walk, outputs, arrays)
     bound: dict[str, Any] = {}
     for name, variable in walk.variables.items():
-        given = arrays[name]
-        if (
-            type(given) is np.ndarray
-            and given.dtype.kind == "f"
-            and variable.dtype is None
-            and variable.structure is None
-            and (variable.shape is None or given.shape == variable.shape)
-        ):
-            bound[name] = given  # the common case: a float array, nothing to convert or check
-            continue
         try:
-            array = backend.asarray(given)
-            if variable.dtype is not None and array.dtype != variable.dtype:
-                array = array.astype(variable.dtype)
+            array = backend.asarray(arrays[name])
+            if variable.dtype is not None and backend.dtype(array) != variable.dtype:
+                array = backend.astype(array, variable.dtype)
         except (TypeError, ValueError) as error:
             kind = type(arrays[name]).__name__
             raise ShapeError(
                 f"variable {name!r}: cannot use a {kind} as an array ({error})"
             ) from None
-        if variable.shape is not None and tuple(array.shape) != variable.shape:
+        shape = backend.shape(array)
+        if variable.shape is not None and shape != variable.shape:
             raise ShapeError(
                 f"variable {name!r} was declared with shape {variable.shape} "
-                f"(rank {len(variable.shape)}) but got an array of shape {tuple(array.shape)}"
+                f"(rank {len(variable.shape)}) but got an array of shape {shape}"
             )
         if variable.structure is not None:
-            _check_structure(variable, array)
+            _check_structure(variable, array, backend)
         bound[name] = array
     return bound
 
 
-def _check_structure(variable: Var, array: Any) -> None:
+def _check_structure(variable: Var, array: Any, backend: Backend) -> None:
     """Refuse an array that lacks the structure its variable declares."""
     name = variable.name
-    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+    shape = backend.shape(array)
+    if len(shape) != 2 or shape[0] != shape[1]:
         raise ShapeError(
-            f"variable {name!r} is a {variable.structure} matrix, but got shape {array.shape}"
+            f"variable {name!r} is a {variable.structure} matrix, but got shape {shape}"
         )
     if variable.structure == "symmetric":
-        gap = float(np.max(np.abs(array - array.T), initial=0.0))
-        scale = float(np.max(np.abs(array), initial=0.0))
+        gap = backend.max_abs(array - array.T)
+        scale = backend.max_abs(array)
         if gap > 1e-12 * max(scale, 1.0):
             raise ShapeError(
                 f"variable {name!r} is declared symmetric, but max |{name} - {name}ᵀ| = {gap:.3g}"
             )
     elif variable.structure == "diagonal":
-        off = array - np.diag(np.diag(array))
-        if np.any(off != 0):
+        diagonal = backend.diagonal(array, (0, 0))
+        dtype = backend.dtype(array)
+        off = array - backend.expand(diagonal, (0,), (0, 0), (shape[0],), dtype)
+        largest = backend.max_abs(off)
+        if largest != 0:
             raise ShapeError(
                 f"variable {name!r} is declared diagonal, but has off-diagonal entries "
-                f"(largest {float(np.max(np.abs(off))):.3g})"
+                f"(largest {largest:.3g})"
             )
 
 
@@ -191,21 +190,24 @@ def evaluate(
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """Everything a call with one shape/dtype signature needs, built once.
+    """Everything a call with one shape/dtype signature on one backend needs, built once.
 
-    ``key`` lists each variable's shape and dtype in the walk's name order: a call whose
-    arrays match it (plain numpy arrays) is bound, checked and planned already.
-    ``outputs`` gives, for each output, its shape and dtype and whether a step computes
-    it in the call (rather than it being an input, a constant, or a repeat of another).
+    ``key`` lists each variable's shape and (backend-native) dtype in the walk's name
+    order: a call whose arrays match it (of the backend's own array type) is bound,
+    checked and planned already. ``outputs`` gives, for each output, its shape and dtype,
+    whether a step computes it in the call (rather than it being an input, a constant,
+    or a repeat of another), and its dtype as the backend names it.
     """
 
     optimize: str
+    backend: Backend
     signature: Signature
     key: tuple[Any, ...]
     metas: tuple[Meta, ...]
     program: Program
-    peak: int
-    outputs: tuple[tuple[Meta, bool], ...]
+    # What the memory guard compares with the limit: the plan's largest single array.
+    largest: int
+    outputs: tuple[tuple[Meta, bool, Any], ...]
 
 
 def run(
@@ -214,6 +216,7 @@ def run(
     optimize: str = "auto",
     walk: _Walk | None = None,
     memory_limit: int | Literal["default"] | None = "default",
+    backend: Backend = NUMPY,
 ) -> tuple[Any, ...]:
     """Bind ``arrays``, fetch (or build) the program for their shapes, and run it.
 
@@ -225,13 +228,14 @@ def run(
         walk = _walk(outputs)
     limit = get_memory_limit() if memory_limit == "default" else memory_limit
     if walk.recent and walk.binds_as_given:
-        recent = _run_recent(walk, walk.recent[0], arrays, optimize, limit)
+        recent = _run_recent(walk, walk.recent[0], arrays, optimize, limit, backend)
         if recent is not None:
             return recent
-    runner = get_backend("numpy")
-    bound = _bind(walk, outputs, arrays, runner)
-    signature = tuple((name, bound[name].shape, bound[name].dtype.str) for name in walk.names)
-    prepared = _prepared(walk, signature, optimize)
+    bound = _bind(walk, outputs, arrays, backend)
+    signature = tuple(
+        (name, backend.shape(bound[name]), backend.dtype(bound[name]).str) for name in walk.names
+    )
+    prepared = _prepared(walk, signature, optimize, backend)
     _check_memory(walk, prepared, limit)
     walk.recent[:] = [prepared]
     inputs = [bound[name] for name in walk.names]
@@ -239,29 +243,39 @@ def run(
 
 
 def _run_recent(
-    walk: _Walk, prepared: Prepared, arrays: Mapping[str, Any], optimize: str, limit: int | None
+    walk: _Walk,
+    prepared: Prepared,
+    arrays: Mapping[str, Any],
+    optimize: str,
+    limit: int | None,
+    backend: Backend,
 ) -> tuple[Any, ...] | None:
     """Run the last call's program if ``arrays`` match its signature; else None.
 
     The per-call path of a compiled gradient on small arrays, where Python overhead is
     most of the time: no binding, hashing or cache lookup, only a comparison of shapes
-    and dtypes with the last call's, the memory limit against the known peak, the
-    program's steps, and an ownership test of each result.
+    and dtypes with the last call's, the memory limit against the known largest array,
+    the program's steps, and an ownership test of each result.
     """
-    if optimize != prepared.optimize or arrays.keys() != walk.variables.keys():
+    if (
+        optimize != prepared.optimize
+        or backend is not prepared.backend
+        or arrays.keys() != walk.variables.keys()
+    ):
         return None
     inputs = [arrays[name] for name in walk.names]
     key = prepared.key
+    array_type = backend.array_type
     position = 0
     for value in inputs:
         if (
-            type(value) is not np.ndarray
+            type(value) is not array_type
             or value.shape != key[position]
             or value.dtype != key[position + 1]
         ):
             return None
         position += 2
-    if limit is not None and limit < prepared.peak:
+    if limit is not None and limit < prepared.largest:
         return None  # the full path raises MemoryLimitError
     return _hand_out(prepared, prepared.program.run(inputs), inputs)
 
@@ -269,130 +283,95 @@ def _run_recent(
 def _hand_out(prepared: Prepared, values: Sequence[Any], inputs: list[Any]) -> tuple[Any, ...]:
     """The outputs' values as the caller's own arrays: never an input, a view of one, a
     constant, or one array twice."""
+    backend = prepared.backend
+    owns = backend.owns
     results: list[Any] = []
-    for (meta, computed), value in zip(prepared.outputs, values, strict=True):
-        # A step's fresh result is the caller's to keep as it is (checked inline: this
-        # runs on every call); anything else goes through _finish.
-        fresh = (
-            computed
-            and type(value) is np.ndarray
-            and value.base is None
-            and value.dtype == meta.dtype
-            and value.flags.writeable
-        )
+    for (meta, computed, native), value in zip(prepared.outputs, values, strict=True):
+        # A step's fresh result is the caller's to keep as it is (tested first: this runs
+        # on every call); anything else is copied where it must be.
+        fresh = computed and owns(value, native)
         for given in inputs:
             if value is given:
                 fresh = False
-        results.append(value if fresh else _finish(value, meta, inputs + results))
+        results.append(value if fresh else backend.finish(value, meta.dtype, inputs + results))
     return tuple(results)
 
 
 @functools.lru_cache(maxsize=1024)
-def _prepared(walk: _Walk, signature: Signature, optimize: str) -> Prepared:
-    """Shapes, the program and its peak memory for one signature."""
+def _prepared(walk: _Walk, signature: Signature, optimize: str, backend: Backend) -> Prepared:
+    """Shapes and the program for one signature on one backend."""
     metas = _infer(walk, signature)
-    program = _program(walk, signature, optimize)
+    program = _program(walk, signature, optimize, backend)
     key: list[Any] = []
     for _, shape, dtype in signature:
-        key += [shape, np.dtype(dtype)]
-    outputs: list[tuple[Meta, bool]] = []
+        key += [shape, backend.native_dtype(np.dtype(dtype))]
+    outputs: list[tuple[Meta, bool, Any]] = []
     computed = {slot for slot, _, _, _ in program.steps}
     seen: set[int] = set()
     for slot in program.outputs:
-        outputs.append((metas[slot], slot in computed and slot not in seen))
+        meta = metas[slot]
+        fresh = slot in computed and slot not in seen
+        outputs.append((meta, fresh, backend.native_dtype(meta.dtype)))
         seen.add(slot)
-    peak = _peak(walk, signature)[0]
-    return Prepared(optimize, signature, tuple(key), metas, program, peak, tuple(outputs))
+    largest = program.plan.largest_bytes
+    return Prepared(
+        optimize, backend, signature, tuple(key), metas, program, largest, tuple(outputs)
+    )
 
 
 @functools.lru_cache(maxsize=1024)
-def _program(walk: _Walk, signature: Signature, optimize: str) -> Program:
+def _program(walk: _Walk, signature: Signature, optimize: str, backend: Backend) -> Program:
     metas = _infer(walk, signature)
     return build(
         walk.order,
         walk.index,
         walk.needs_value,
         metas,
-        walk.names,
+        [walk.variables[name] for name in walk.names],
         walk.outputs,
-        get_backend("numpy"),
+        backend,
         optimize,
     )
 
 
 def plan(
-    outputs: tuple[Expr, ...], shapes: Mapping[str, Sequence[int]], dtype: Any, optimize: str
+    outputs: tuple[Expr, ...],
+    shapes: Mapping[str, Sequence[int]],
+    dtype: Any,
+    optimize: str,
+    backend: Backend = NUMPY,
 ) -> Plan:
-    """The plan of the program for ``outputs`` with the given (or declared) shapes."""
+    """The plan of the program for ``outputs`` with the given (or declared) shapes.
+
+    Its FLOPs, largest array and memory are what :func:`einsgrad.cost` reports and what
+    the memory guard checks.
+    """
     walk = _walk(outputs)
     signature = _static_signature(walk, shapes, dtype)
-    return _program(walk, signature, optimize).plan
-
-
-def _finish(value: Any, meta: Meta, taken: Sequence[Any]) -> Any:
-    """A fresh, writable array of the inferred dtype (scalars become 0-d arrays).
-
-    ``taken`` are arrays the result must not share memory with.
-    """
-    array = np.asarray(value)
-    if meta.dtype is not None and array.dtype != meta.dtype and array.dtype.kind == meta.dtype.kind:
-        array = array.astype(meta.dtype)
-    # An array that owns its memory can only alias another by being it; only views need
-    # the (slower) overlap test.
-    if (
-        not array.flags.writeable
-        or any(array is other for other in taken)
-        or (array.base is not None and any(np.may_share_memory(array, o) for o in taken))
-    ):
-        array = array.copy()
-    return array
-
-
-@functools.lru_cache(maxsize=1024)
-def _peak(walk: _Walk, signature: Signature) -> tuple[int, Expr | None, tuple[int, ...]]:
-    """The largest array evaluation would allocate: bytes, the node, and its shape."""
-    from einsgrad.backends.base import plan_info
-    from einsgrad.core.ir import Const, Einsum
-
-    metas = _infer(walk, signature)
-    best: tuple[int, Expr | None, tuple[int, ...]] = (0, None, ())
-    for i, node in enumerate(walk.order):
-        if node not in walk.needs_value or isinstance(node, Var | Const):
-            continue
-        meta = metas[i]
-        itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
-        size = int(np.prod(meta.shape, dtype=np.float64)) if meta.shape else 1
-        if size * itemsize > best[0]:
-            best = (size * itemsize, node, meta.shape)
-        if isinstance(node, Einsum):
-            children = [metas[walk.index[c]] for c in node.children]
-            refs = [metas[walk.index[r]] for r in node.references]
-            resolved = einsum_resolved(node, children, refs)
-            arrays = array_operands(node, children)
-            _, largest = plan_info(resolved, tuple(children[k].shape for k in arrays), arrays)
-            if largest * itemsize > best[0]:
-                best = (largest * itemsize, node, (largest,))
-    return best
+    return _program(walk, signature, optimize, backend).plan
 
 
 def _check_memory(walk: _Walk, prepared: Prepared, limit: int | None) -> None:
-    """MemoryLimitError, before anything is allocated, if the program's peak exceeds ``limit``."""
-    if limit is None or limit >= prepared.peak:
-        return
-    needed, node, shape = _peak(walk, prepared.signature)
-    if node is not None and needed > limit:
-        from einsgrad.graph.printing import short_name
+    """MemoryLimitError, before anything is allocated, if the program's largest array
+    exceeds ``limit``.
 
-        itemsize = max(1, needed // max(1, int(np.prod(shape, dtype=np.float64)) if shape else 1))
-        guard(
-            f"evaluating {short_name(node)}",
-            shape,
-            np.dtype(f"f{itemsize}") if itemsize in (2, 4, 8) else np.float64,
-            limit,
-            "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...), "
-            "set_memory_limit(...) or compile(..., memory_limit=...), or use vjp/jvp/hvp "
-            "instead of a full Jacobian or Hessian.",
-        )
+    The largest single array (a step's result or an opt_einsum intermediate), not the
+    plan's peak of live memory: a limit is a bound on one allocation.
+    """
+    if limit is None or limit >= prepared.largest:
+        return
+    step = prepared.program.plan.largest_step()
+    if step is None or step.slot < 0:
+        return
+    guard(
+        f"evaluating {short_name(walk.order[step.slot])}",
+        step.largest_shape,
+        step.dtype,
+        limit,
+        "Nothing was allocated. Raise the limit with einsgrad.memory_limit(...), "
+        "set_memory_limit(...) or compile(..., memory_limit=...), or use vjp/jvp/hvp "
+        "instead of a full Jacobian or Hessian.",
+    )
 
 
 def static_metas(

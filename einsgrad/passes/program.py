@@ -10,7 +10,6 @@ is then a loop of calls, with no graph walking, hashing or planning per call.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,18 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.backends.base import Backend, contraction, plan_info
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Meta, Reduce, Seed, Size, Var
-from einsgrad.graph.ops import normalize_axes
-from einsgrad.rules.einsum import resolved as einsum_resolved
-from einsgrad.rules.leaves import size_count
+from einsgrad.backends.base import Backend
+from einsgrad.core import kinds
+from einsgrad.core.ir import Expr, Meta
+from einsgrad.core.lowering import Lowered, StepInput
 
-__all__ = ["Plan", "PlanStep", "Program", "array_operands", "build"]
+__all__ = ["Plan", "PlanStep", "Program", "build"]
+
+
+_FLOAT64: np.dtype[Any] = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
 class PlanStep:
-    """One step of a plan, for display: what it computes, how, and what it costs."""
+    """One step of a plan: what it computes, how, and what it costs."""
 
     name: str
     operation: str
@@ -37,15 +38,46 @@ class PlanStep:
     flops: int
     largest: int  # elements of the largest array the step makes (result or intermediate)
     shape: tuple[int, ...]
+    slot: int = -1  # the node's position in the walk's order
+    dtype: np.dtype[Any] = _FLOAT64
+
+    @property
+    def result_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def largest_bytes(self) -> int:
+        return self.largest * self.dtype.itemsize
+
+    @property
+    def largest_shape(self) -> tuple[int, ...]:
+        """The shape of the largest array: the result's, or an intermediate's length."""
+        return self.shape if self.largest == math.prod(self.shape) else (self.largest,)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The steps of a compiled program for one shape signature, and the totals."""
+    """The steps of a compiled program for one shape signature, and the totals.
+
+    ``largest_bytes`` is the largest single array (a result or an opt_einsum
+    intermediate); ``peak_bytes`` the most memory live at once, as if each value were
+    freed after its last reader (inputs and constants not counted, outputs kept to the
+    end, a step's largest array counted while it runs); ``total_bytes`` all step results
+    together.
+    """
 
     steps: tuple[PlanStep, ...]
     flops: int
     largest_bytes: int
+    peak_bytes: int
+    total_bytes: int
+
+    def largest_step(self) -> PlanStep | None:
+        """The first step that makes the largest array, or None if no step makes one."""
+        for step in self.steps:
+            if step.largest and step.largest_bytes == self.largest_bytes:
+                return step
+        return None
 
     def __str__(self) -> str:
         lines = [f"{'step':<6} {'operation':<44} {'shape':<16} {'FLOPs':>14}  path"]
@@ -54,7 +86,10 @@ class Plan:
                 f"{step.name:<6} {step.operation[:44]:<44} {step.shape!s:<16} "
                 f"{step.flops:>14,}  {step.path}"
             )
-        lines.append(f"total: {self.flops:,} FLOPs, largest array {self.largest_bytes:,} bytes")
+        lines.append(
+            f"total: {self.flops:,} FLOPs, largest array {self.largest_bytes:,} bytes, "
+            f"peak {self.peak_bytes:,} bytes live, {self.total_bytes:,} bytes in all"
+        )
         return "\n".join(lines)
 
 
@@ -101,61 +136,82 @@ class Program:
         return [values[slot] for slot in self.outputs]
 
 
-def array_operands(node: Einsum, metas: Sequence[Meta]) -> tuple[int, ...]:
-    """Positions of ``node``'s operands that are arrays (the rest are plain numbers)."""
-    return tuple(k for k, op in enumerate(node.operands) if not _is_number(op, metas[k]))
-
-
-def _is_number(node: Expr, meta: Meta) -> bool:
-    """True for an operand whose value is a plain Python number (weakly typed)."""
-    if isinstance(node, Const):
-        return bool(node.is_scalar)
-    return isinstance(node, Size | Seed) or (meta.shape == () and meta.dtype is None)
-
-
 def build(
     order: Sequence[Expr],
     index: dict[Expr, int],
     needs_value: frozenset[Expr],
     metas: Sequence[Meta],
-    names: Sequence[str],
+    inputs: Sequence[Expr],
     outputs: Sequence[Expr],
     backend: Backend,
     optimize: str = "auto",
 ) -> Program:
-    """The program computing ``outputs`` for the shapes in ``metas`` (see module doc)."""
+    """The program computing ``outputs`` for the shapes in ``metas`` (see module doc).
+
+    ``inputs`` are the variables, in the order :meth:`Program.run` takes their arrays.
+    Each node some output needs is lowered by its kind's ``lower`` rule: to an input
+    (bound by the caller), to a value known now (computed once, here, not per call), or
+    to a step.
+    """
     computed: list[tuple[int, Callable[..., Any], tuple[int, ...]]] = []
     template: list[Any] = [None] * len(order)
     plan_steps: list[PlanStep] = []
-    slot_of_name: dict[str, int] = {}
-    flops_total = 0
-    largest_bytes = 0
     for slot, node in enumerate(order):
-        if isinstance(node, Var):
-            slot_of_name[node.name] = slot
-            continue
         if node not in needs_value:
             continue
         meta = metas[slot]
-        if isinstance(node, Const | Size | Seed):
-            # Known from the shapes alone: computed once, here, not per call.
-            refs = [metas[index[r]] for r in node.references]
-            template[slot] = _known_value(node, refs, backend)
-            if not isinstance(node, Const):
-                plan_steps.append(PlanStep(f"v{slot}", node.kind, "", 0, 0, meta.shape))
-            continue
         reads = tuple(index[c] for c in node.children)
-        function, reads, operation, path, flops, largest = _step(
-            node, reads, metas, index, backend, optimize, template
+        step_input = StepInput(
+            meta,
+            [metas[r] for r in reads],
+            [metas[index[r]] for r in node.references],
+            reads,
+            [template[r] for r in reads],
+            backend,
+            optimize,
         )
-        computed.append((slot, function, reads))
-        size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        largest = max(largest, size)
-        itemsize = (meta.dtype or np.dtype(np.float64)).itemsize
-        largest_bytes = max(largest_bytes, largest * itemsize)
-        flops_total += flops
-        plan_steps.append(PlanStep(f"v{slot}", operation, path, flops, largest, meta.shape))
-    release = _release(computed, {index[out] for out in outputs}, largest_bytes)
+        lowered: Lowered = kinds.rule(node, "lower")(node, step_input)
+        if lowered.is_input:
+            continue
+        dtype = meta.dtype or _FLOAT64
+        if lowered.function is None:
+            template[slot] = lowered.value
+            if lowered.listed:
+                plan_steps.append(
+                    PlanStep(f"v{slot}", lowered.operation, "", 0, 0, meta.shape, slot, dtype)
+                )
+            continue
+        computed.append((slot, lowered.function, lowered.reads))
+        largest = max(lowered.largest, math.prod(meta.shape))
+        plan_steps.append(
+            PlanStep(
+                f"v{slot}",
+                lowered.operation,
+                lowered.path,
+                lowered.flops,
+                largest,
+                meta.shape,
+                slot,
+                dtype,
+            )
+        )
+    program_inputs = tuple(index[variable] for variable in inputs)
+    return _assemble(index, program_inputs, outputs, computed, template, plan_steps)
+
+
+def _assemble(
+    index: dict[Expr, int],
+    inputs: tuple[int, ...],
+    outputs: Sequence[Expr],
+    computed: list[tuple[int, Callable[..., Any], tuple[int, ...]]],
+    template: list[Any],
+    plan_steps: list[PlanStep],
+) -> Program:
+    """The program from its lowered steps: totals, and which values to free when."""
+    kept = {index[out] for out in outputs}
+    last_use = _last_uses(computed)
+    plan = _plan(tuple(plan_steps), computed, last_use, kept)
+    release = _release(computed, last_use, kept, plan.largest_bytes)
     steps = tuple(
         (slot, function, reads, freed)
         for (slot, function, reads), freed in zip(computed, release, strict=True)
@@ -163,124 +219,57 @@ def build(
     return Program(
         steps,
         tuple(template),
-        tuple(slot_of_name[name] for name in names),
+        inputs,
         tuple(index[out] for out in outputs),
-        Plan(tuple(plan_steps), flops_total, largest_bytes),
+        plan,
     )
 
 
-def _known_value(node: Expr, refs: Sequence[Meta], backend: Backend) -> Any:
-    """The value of a node known from shapes alone (a constant, a size, a loss's seed)."""
-    if isinstance(node, Const):
-        return node.value if node.is_scalar else backend.asarray(node.value)
-    if isinstance(node, Size):
-        return size_count(node, refs[0].shape)
-    return 1.0
+Computed = Sequence[tuple[int, Callable[..., Any], tuple[int, ...]]]
 
 
-def _release(
-    computed: Sequence[tuple[int, Callable[..., Any], tuple[int, ...]]],
-    kept: set[int],
-    largest_bytes: int,
-) -> list[tuple[int, ...]]:
-    """For each step, the values to free after it: those it reads for the last time."""
-    if largest_bytes < RELEASE_BYTES:
-        return [() for _ in computed]
+def _last_uses(computed: Computed) -> dict[int, int]:
+    """For each slot some step reads, the position of the last step that reads it."""
     last_use: dict[int, int] = {}
     for position, (_, _, reads) in enumerate(computed):
         for read in reads:
             last_use[read] = position
+    return last_use
+
+
+def _plan(
+    steps: tuple[PlanStep, ...], computed: Computed, last_use: dict[int, int], kept: set[int]
+) -> Plan:
+    """The plan's totals: FLOPs, the largest array, and the live and total memory.
+
+    Walks the steps in order with each value freed after its last reader, whether or
+    not the program frees it (see RELEASE_BYTES): the peak is what the schedule needs.
+    """
+    by_slot = {step.slot: step for step in steps}
+    dying: list[list[int]] = [[] for _ in computed]
+    for position, (slot, _, _) in enumerate(computed):
+        if slot not in kept:
+            dying[last_use.get(slot, position)].append(slot)
+    live = peak = total = 0
+    for position, (slot, _, _) in enumerate(computed):
+        step = by_slot[slot]
+        peak = max(peak, live + max(step.result_bytes, step.largest_bytes))
+        live += step.result_bytes
+        total += step.result_bytes
+        live -= sum(by_slot[dead].result_bytes for dead in dying[position])
+    flops = sum(step.flops for step in steps)
+    largest = max((step.largest_bytes for step in steps), default=0)
+    return Plan(steps, flops, largest, peak, total)
+
+
+def _release(
+    computed: Computed, last_use: dict[int, int], kept: set[int], largest_bytes: int
+) -> list[tuple[int, ...]]:
+    """For each step, the values to free after it: those it reads for the last time."""
+    if largest_bytes < RELEASE_BYTES:
+        return [() for _ in computed]
     release: list[list[int]] = [[] for _ in computed]
     for read, position in last_use.items():
         if read not in kept:
             release[position].append(read)
     return [tuple(freed) for freed in release]
-
-
-StepParts = tuple[Callable[..., Any], tuple[int, ...], str, str, int, int]
-
-
-def _step(
-    node: Expr,
-    reads: tuple[int, ...],
-    metas: Sequence[Meta],
-    index: dict[Expr, int],
-    backend: Backend,
-    optimize: str,
-    template: Sequence[Any],
-) -> StepParts:
-    """How a step computes ``node``: its function, the slots it reads, and its plan entry."""
-    meta = metas[index[node]]
-    if isinstance(node, Map):
-        size = int(np.prod(meta.shape, dtype=np.int64)) if meta.shape else 1
-        return functools.partial(node.op.forward, backend.xp), reads, node.op.name, "", size, 0
-    if isinstance(node, Reduce):
-        (a,) = reads
-        axes = normalize_axes(node.axes, len(metas[a].shape), node.arg)
-        forward, xp = node.op.forward, backend.xp
-        size = int(np.prod(metas[a].shape, dtype=np.int64)) if metas[a].shape else 1
-
-        def reduce(x: Any) -> Any:
-            return forward(xp, x, axes)
-
-        return reduce, reads, f"{node.op.name} axis={axes}", "", 3 * size, 0
-    if isinstance(node, Einsum):
-        return _einsum_step(node, reads, metas, index, backend, optimize, template)
-    raise TypeError(f"no program step for {type(node).__name__}")  # pragma: no cover
-
-
-def _einsum_step(
-    node: Einsum,
-    reads: tuple[int, ...],
-    metas: Sequence[Meta],
-    index: dict[Expr, int],
-    backend: Backend,
-    optimize: str,
-    template: Sequence[Any],
-) -> StepParts:
-    """An einsum step: the planned contraction of its arrays, scaled by its numbers.
-
-    Numbers known before the call (constants, sizes) are multiplied together here, once;
-    a plain contraction of arrays alone is the planned contraction function itself.
-    """
-    children = [metas[r] for r in reads]
-    refs = [metas[index[r]] for r in node.references]
-    resolved = einsum_resolved(node, children, refs)
-    meta = metas[index[node]]
-    arrays = array_operands(node, children)
-    array_reads = tuple(reads[k] for k in arrays)
-    numbers = [reads[k] for k in range(len(node.operands)) if k not in arrays]
-    scale = math.prod((template[r] for r in numbers if template[r] is not None), start=1.0)
-    number_reads = tuple(r for r in numbers if template[r] is None)
-    dtype = meta.dtype or np.dtype(np.float64)
-    expand = None if resolved.is_plain else backend.expand
-    operation = f"einsum '{node.spec.text}'"
-    contract: Callable[..., Any]
-    if arrays:
-        shapes = tuple(children[k].shape for k in arrays)
-        contract = contraction(resolved, shapes, arrays, optimize, backend.name)
-        flops, largest = plan_info(resolved, shapes, arrays, optimize)
-        steps_list: Any = getattr(getattr(contract, "func", contract), "contraction_list", [])
-        path = " ".join(str(step[0]) for step in steps_list)
-        if expand is None and not number_reads and scale == 1.0:
-            return contract, array_reads, operation, path, flops, largest
-    else:  # numbers alone: an array of ones (of the core's shape) times them
-        core_shape = tuple(resolved.sizes[label] for label in resolved.core)
-        flops, largest, path = 0, 0, ""
-
-        def contract() -> Any:
-            return backend.ones(core_shape, dtype)
-
-    count = len(array_reads)
-
-    def scaled(*values: Any) -> Any:
-        result = contract(*values[:count])
-        if scale != 1.0:
-            result = result * scale
-        for number in values[count:]:
-            result = result * number
-        if expand is not None:
-            result = expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
-        return result
-
-    return scaled, array_reads + number_reads, operation, path, flops, largest

@@ -28,18 +28,21 @@ function differentiates its own output (Hessians, higher orders).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from einsgrad.backends.base import get_backend
+from einsgrad.backends import get_backend
+from einsgrad.backends.base import plan_info, plan_path
 from einsgrad.core import kinds
 from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm
 from einsgrad.core.errors import ShapeError, SpecError
-from einsgrad.core.ir import Einsum, Expr, Meta, Shape
+from einsgrad.core.ir import Const, Einsum, Expr, Meta, Seed, Shape, Size
 from einsgrad.core.labels import LETTERS, letters
+from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
 from einsgrad.graph.ops import _einsum_node
 from einsgrad.graph.printing import ATOM, short_name
@@ -47,7 +50,15 @@ from einsgrad.graph.static import add_all, static_einsum, static_shape, static_s
 from einsgrad.rules.algebra import fuse_einsum
 from einsgrad.rules.contraction_tree import Tree, contraction_tree
 
-__all__ = ["BackwardRule", "backward", "backward_spec", "einsum_steps", "einsum_vjp", "resolved"]
+__all__ = [
+    "BackwardRule",
+    "array_operands",
+    "backward",
+    "backward_spec",
+    "einsum_steps",
+    "einsum_vjp",
+    "resolved",
+]
 
 
 def backward_spec(spec: Spec, wrt: int) -> Spec:
@@ -154,8 +165,11 @@ class BackwardRule:
         full = parse_spec(self.full, generalized=True)
         resolved = resolve(full, [a.shape for a in inputs], arrays[self.wrt].shape, names)
         dtype = np.result_type(*inputs)
-        result = backend.einsum(resolved, inputs, dtype)
-        return np.array(result, copy=True) if not result.flags.writeable else result
+        shapes = tuple(backend.shape(a) for a in inputs)
+        result = backend.contraction(resolved, shapes, tuple(range(len(inputs))))(*inputs)
+        if not resolved.is_plain:
+            result = backend.expand(result, resolved.core, resolved.output, resolved.sizes, dtype)
+        return backend.finish(result, dtype, inputs)
 
     def index_form(self) -> str:
         """The rule in index notation, e.g. ``dW[i,j] = Σ_b X[b,i] · dY[b,j]``."""
@@ -395,6 +409,70 @@ def _batched_vjp(
     return results
 
 
+def _is_number(node: Expr, meta: Meta) -> bool:
+    """True for an operand whose value is a plain Python number (weakly typed)."""
+    if isinstance(node, Const):
+        return bool(node.is_scalar)
+    return isinstance(node, Size | Seed) or (meta.shape == () and meta.dtype is None)
+
+
+def array_operands(node: Einsum, metas: Sequence[Meta]) -> tuple[int, ...]:
+    """Positions of ``node``'s operands that are arrays (the rest are plain numbers)."""
+    return tuple(k for k, op in enumerate(node.operands) if not _is_number(op, metas[k]))
+
+
+def _lower(node: Einsum, step: StepInput) -> Lowered:
+    """The planned contraction of the einsum's arrays, scaled by its numbers.
+
+    Numbers known before the call (constants, sizes) are multiplied together here, once;
+    a plain contraction of arrays alone is the planned contraction function itself. A
+    generalized einsum then places the contraction into its output (broadcast, diagonal).
+    """
+    backend, children = step.backend, step.children
+    found = resolved(node, children, step.references)
+    arrays = array_operands(node, children)
+    numbers = [k for k in range(len(node.operands)) if k not in arrays]
+    scale = math.prod((step.known[k] for k in numbers if step.known[k] is not None), start=1.0)
+    array_reads = tuple(step.reads[k] for k in arrays)
+    number_reads = tuple(step.reads[k] for k in numbers if step.known[k] is None)
+    dtype = step.meta.dtype or np.dtype(np.float64)
+    expand = None if found.is_plain else backend.expand
+    operation = f"einsum '{node.spec.text}'"
+    contract: Callable[..., Any]
+    if arrays:
+        shapes = tuple(children[k].shape for k in arrays)
+        contract = backend.contraction(found, shapes, arrays, step.optimize)
+        flops, largest = plan_info(found, shapes, arrays, step.optimize)
+        path = plan_path(found, shapes, arrays, step.optimize)
+        if expand is None and not number_reads and scale == 1.0:
+            return Lowered.step(
+                contract, array_reads, operation, path=path, flops=flops, largest=largest
+            )
+    else:  # numbers alone: an array of ones (of the core's shape) times them
+        core_shape = tuple(found.sizes[label] for label in found.core)
+        flops, largest, path = 0, 0, ""
+
+        def contract() -> Any:
+            return backend.ones(core_shape, dtype)
+
+    if expand is not None:
+        flops += math.prod(step.meta.shape)  # the writes that place the core into the output
+    count = len(array_reads)
+
+    def scaled(*values: Any) -> Any:
+        result = contract(*values[:count])
+        if scale != 1.0:
+            result = result * scale
+        for number in values[count:]:
+            result = result * number
+        if expand is not None:
+            result = expand(result, found.core, found.output, found.sizes, dtype)
+        return result
+
+    reads = array_reads + number_reads
+    return Lowered.step(scaled, reads, operation, path=path, flops=flops, largest=largest)
+
+
 def _text(node: Einsum, text_of: Any, wrap: Any) -> tuple[str, int]:
     (term, *rest), output = node.spec.inputs, node.spec.output
     if not rest and node.like is None and len(term) == 2 and output == term[::-1] != term:
@@ -427,6 +505,7 @@ kinds.register(
     vjp=_vjp,
     jvp=_jvp,
     batched_vjp=_batched_vjp,
+    lower=_lower,
     text=_text,
     rebuild=_rebuild,
     key=_key,

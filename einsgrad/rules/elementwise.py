@@ -16,12 +16,14 @@ The einsum rule is not here: it is one general function, in :mod:`einsgrad.rules
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.ir import Expr, Map, Meta
 from einsgrad.core.labels import letters
+from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import ELEMENTWISE, ElementwiseOp, ElementwiseRule
 from einsgrad.graph import ops
 from einsgrad.graph.printing import ATOM
@@ -321,6 +323,11 @@ def _batched_vjp(
     return results
 
 
+def _lower(node: Map, step: StepInput) -> Lowered:
+    function = step.backend.elementwise(node.op.forward)
+    return Lowered.step(function, step.reads, node.op.name, flops=math.prod(step.meta.shape))
+
+
 def _text(node: Map, text_of: Any, wrap: Any) -> tuple[str, int]:
     op = node.op
     if op.infix is not None and len(node.args) == 2:
@@ -353,6 +360,7 @@ kinds.register(
     vjp=_vjp,
     jvp=_jvp,
     batched_vjp=_batched_vjp,
+    lower=_lower,
     text=_text,
     rebuild=_rebuild,
     key=_key,

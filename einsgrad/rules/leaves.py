@@ -16,6 +16,7 @@ import numpy as np
 from einsgrad.core import kinds
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Expr, Meta, Seed, Shape, Size, Var
+from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.graph import ops
 from einsgrad.graph.printing import ATOM, axis_text, const_text, short_name
 from einsgrad.rules.algebra import keep
@@ -58,6 +59,10 @@ def _var_key(node: Var, child_keys: Sequence[str], reference_keys: Sequence[str]
     return ["var", node.name, node.shape, str(node.dtype)]
 
 
+def _var_lower(node: Var, step: StepInput) -> Lowered:
+    return Lowered.bound_input()
+
+
 # --- Const --------------------------------------------------------------------------------
 
 
@@ -79,6 +84,11 @@ def _const_key(node: Const, child_keys: Sequence[str], reference_keys: Sequence[
     return ["array", node.value.shape, node.value.dtype.str, hashlib.sha1(raw).hexdigest()]
 
 
+def _const_lower(node: Const, step: StepInput) -> Lowered:
+    value = node.value if node.is_scalar else step.backend.asarray(node.value)
+    return Lowered.known_value(value, "const", listed=False)
+
+
 # --- Size ---------------------------------------------------------------------------------
 
 
@@ -97,6 +107,10 @@ def _size_rebuild(node: Size, children: Sequence[Expr], references: Sequence[Exp
 
 def _size_key(node: Size, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
     return ["size", node.axes, *reference_keys]
+
+
+def _size_lower(node: Size, step: StepInput) -> Lowered:
+    return Lowered.known_value(size_count(node, step.references[0].shape), "size")
 
 
 # --- Seed ---------------------------------------------------------------------------------
@@ -125,6 +139,10 @@ def _seed_key(node: Seed, child_keys: Sequence[str], reference_keys: Sequence[st
     return ["seed", *reference_keys]
 
 
+def _seed_lower(node: Seed, step: StepInput) -> Lowered:
+    return Lowered.known_value(1.0, "seed")  # ∂L/∂L
+
+
 _NOTHING_TO_DIFFERENTIATE: dict[str, Callable[..., Any]] = {
     "vjp": _no_cotangents,
     "jvp": _no_tangent,
@@ -136,6 +154,7 @@ _NOTHING_TO_DIFFERENTIATE: dict[str, Callable[..., Any]] = {
 kinds.register(
     Var,
     infer=_var_infer,
+    lower=_var_lower,
     text=lambda node, text_of, wrap: (node.name, ATOM),
     rebuild=_same,
     key=_var_key,
@@ -144,6 +163,7 @@ kinds.register(
 kinds.register(
     Const,
     infer=_const_infer,
+    lower=_const_lower,
     text=_const_text,
     rebuild=_same,
     key=_const_key,
@@ -152,6 +172,7 @@ kinds.register(
 kinds.register(
     Size,
     infer=_size_infer,
+    lower=_size_lower,
     text=_size_text,
     rebuild=_size_rebuild,
     key=_size_key,
@@ -160,6 +181,7 @@ kinds.register(
 kinds.register(
     Seed,
     infer=_seed_infer,
+    lower=_seed_lower,
     text=_seed_text,
     rebuild=_seed_rebuild,
     key=_seed_key,

@@ -8,12 +8,14 @@ in the rule table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.ir import Expr, Meta, Reduce
 from einsgrad.core.labels import letters
+from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import REDUCTIONS, ReductionOp, ReductionRule
 from einsgrad.graph import ops
 from einsgrad.graph.printing import ATOM, axis_text
@@ -124,6 +126,14 @@ def _batched_vjp(
     return [static_einsum(text, [cotangent, _partial(node)], extra + static_shape(node.arg))]
 
 
+def _lower(node: Reduce, step: StepInput) -> Lowered:
+    (argument,) = step.children
+    axes = ops.normalize_axes(node.axes, len(argument.shape), node.arg)
+    function = step.backend.reduction(node.op.forward, axes)
+    flops = 3 * math.prod(argument.shape)  # exp, sum and the shift by the maximum
+    return Lowered.step(function, step.reads, f"{node.op.name} axis={axes}", flops=flops)
+
+
 def _text(node: Reduce, text_of: Any, wrap: Any) -> tuple[str, int]:
     return f"{node.op.name}({text_of(node.arg)[0]}{axis_text(node.axes)})", ATOM
 
@@ -142,6 +152,7 @@ kinds.register(
     vjp=_vjp,
     jvp=_jvp,
     batched_vjp=_batched_vjp,
+    lower=_lower,
     text=_text,
     rebuild=_rebuild,
     key=_key,
