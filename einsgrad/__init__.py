@@ -10,9 +10,11 @@ from einsgrad.core.errors import (
     EinsgradError,
     GradError,
     MemoryLimitError,
+    OptionError,
     ParseError,
     ShapeError,
     SpecError,
+    VariableError,
 )
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Size, Var
 from einsgrad.frontends.index import parse
@@ -68,6 +70,7 @@ __all__ = [
     "GradError",
     "Map",
     "MemoryLimitError",
+    "OptionError",
     "ParseError",
     "Reduce",
     "ShapeError",
@@ -75,6 +78,7 @@ __all__ = [
     "SpecError",
     "Step",
     "Var",
+    "VariableError",
     "Verdict",
     "__version__",
     "as_expr",

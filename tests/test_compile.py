@@ -95,9 +95,9 @@ def test_the_last_calls_program_is_left_for_anything_else() -> None:
     np.testing.assert_allclose(f(X=x, W=w), expected)
     np.testing.assert_allclose(f(X=x.tolist(), W=w), expected)  # a list: converted
     np.testing.assert_allclose(f(X=x.astype(np.float32), W=w), expected, rtol=1e-6)
-    with pytest.raises(eg.ShapeError, match="unknown variable 'Y'"):
+    with pytest.raises(eg.VariableError, match="unknown variable 'Y'"):
         f(X=x, W=w, Y=x)
-    with pytest.raises(eg.ShapeError, match="missing value for variable 'W'"):
+    with pytest.raises(eg.VariableError, match="missing value for variable 'W'"):
         f(X=x)
     with pytest.raises(eg.MemoryLimitError), eg.memory_limit(8):
         f(X=x, W=w)

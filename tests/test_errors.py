@@ -121,21 +121,39 @@ def test_rank_mismatch_names_the_operand() -> None:
 
 def test_missing_variable() -> None:
     L = eg.sum(eg.var("X") * eg.var("W"))
-    with pytest.raises(eg.ShapeError, match="missing value for variable 'W'"):
+    with pytest.raises(eg.VariableError, match="missing value for variable 'W'"):
         L(X=np.ones(3))
 
 
 def test_missing_variable_reports_its_declared_shape() -> None:
     L = eg.sum(eg.var("X", (3,)) * eg.var("W", (3,)))
-    with pytest.raises(eg.ShapeError, match=r"'W' \(shape \(3,\)\)"):
+    with pytest.raises(eg.VariableError, match=r"'W' \(shape \(3,\)\)"):
         L(X=np.ones(3))
 
 
 def test_unknown_variable() -> None:
     L = eg.sum(eg.var("X"))
-    with pytest.raises(eg.ShapeError, match="unknown variable 'Z'") as info:
+    with pytest.raises(eg.VariableError, match="unknown variable 'Z'") as info:
         L(X=np.ones(3), Z=np.ones(3))
     assert "X" in str(info.value)  # lists what the expression does take
+
+
+def test_an_extra_array_is_a_variable_error_listing_the_expected_variables() -> None:
+    Q, K, V = eg.var("Q", (2, 3)), eg.var("K", (4, 3)), eg.var("V", (4, 5))
+    attention = eg.softmax(Q @ K.T) @ V
+    q, k, v = np.ones((2, 3)), np.ones((4, 3)), np.ones((4, 5))
+    with pytest.raises(eg.VariableError) as info:
+        eg.jacobian(attention, Q)(Q=q, K=k, V=v, Tg=np.ones((2, 5)))
+    assert not isinstance(info.value, eg.ShapeError)  # a name, not a shape, is wrong
+    assert isinstance(info.value, eg.EinsgradError) and isinstance(info.value, ValueError)
+    assert "unknown variable 'Tg'" in str(info.value)
+    assert re.search(r"variables are K, Q, V\b", str(info.value))
+
+
+def test_a_missing_array_is_a_variable_error_listing_the_expected_variables() -> None:
+    L = eg.sum(eg.var("X") * eg.var("W"))
+    with pytest.raises(eg.VariableError, match=r"missing value for variable 'W'.*W, X"):
+        L(X=np.ones(3))
 
 
 def test_wrong_array_shape_for_a_declared_variable() -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from einsgrad.backends.base import get_backend
-from einsgrad.core.errors import ShapeError
+from einsgrad.core.errors import ShapeError, VariableError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
 from einsgrad.passes.autodiff import ORIGIN_VARIABLES, variables_by_name
@@ -60,14 +60,14 @@ def _walk(requested: tuple[Expr, ...]) -> _Walk:
 
 
 def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]) -> None:
-    """Missing and unknown variable names, as ShapeErrors."""
+    """Missing and unknown variable names, as VariableErrors listing the expected ones."""
     # A gradient accepts every variable of the loss it came from, used or not. Looked up
     # per call: the origin of a hash-consed node can grow after the walk was cached.
     accepted = set(walk.variables).union(*(ORIGIN_VARIABLES.get(out, ()) for out in outputs))
+    known = ", ".join(sorted(accepted)) or "none"
     extra = sorted(set(arrays) - accepted)
     if extra:
-        known = ", ".join(sorted(accepted)) or "none"
-        raise ShapeError(
+        raise VariableError(
             f"unknown variable{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}: "
             f"the expression's variables are {known}"
         )
@@ -82,7 +82,10 @@ def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]
             )
             for name in missing
         )
-        raise ShapeError(f"missing value for variable{'s' if len(missing) > 1 else ''} {described}")
+        raise VariableError(
+            f"missing value for variable{'s' if len(missing) > 1 else ''} {described}: "
+            f"the expression's variables are {known}"
+        )
 
 
 def _bind(
