@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.core.errors import ShapeError, SpecError
+from einsgrad.core.errors import OptionError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
 from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
 from einsgrad.rules.elementwise import (
@@ -107,7 +107,7 @@ def var(
         if any(n < 0 for n in dims):
             raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
     if symmetric and diagonal:
-        raise ShapeError(f"variable {name!r}: choose symmetric or diagonal, not both")
+        raise OptionError(f"variable {name!r}: choose symmetric or diagonal, not both")
     structure = "symmetric" if symmetric else "diagonal" if diagonal else None
     if structure is not None and dims is not None and (len(dims) != 2 or dims[0] != dims[1]):
         raise ShapeError(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from einsgrad.core.errors import ShapeError
+from einsgrad.core.errors import OptionError
 from einsgrad.core.ir import Expr
 from einsgrad.core.limits import check_limit
 from einsgrad.passes.evaluate import _walk, run
@@ -71,9 +71,11 @@ def compile(
     backend-neutral, and others plug in behind einsgrad.backends.base.
     """
     if backend != "numpy":
-        raise ShapeError(f"backend {backend!r} is not available yet; use 'numpy'")
+        raise OptionError(f"compile: backend {backend!r} is not available yet; use 'numpy'")
     if optimize not in _OPTIMIZE:
-        raise ShapeError(f"optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}")
+        raise OptionError(
+            f"compile: optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}"
+        )
     if memory_limit != "default":
         memory_limit = check_limit(memory_limit)
     return Compiled(outputs, optimize, memory_limit)
