@@ -164,6 +164,34 @@ def test_wrong_array_shape_for_a_declared_variable() -> None:
         L(X=np.ones(6))
 
 
+@pytest.mark.parametrize(
+    ("shape", "why"),
+    [
+        ((2.5, 3), r"2\.5 is a float"),
+        ((3.0,), r"3\.0 is a float"),
+        ((True, 3), r"True is a bool"),
+        ((np.bool_(True),), r"True_? is a bool"),
+        ((2, -3), r"-3 is a negative size"),
+        ((np.int64(-1),), r"-1\)? is a negative size"),
+        ("23", r"tuple of ints, got '23'"),
+        ((2, "3"), r"'3' is a str"),
+        (2.0, r"tuple of ints, got 2\.0"),
+    ],
+    ids=repr,
+)
+def test_a_size_that_is_not_a_whole_number_is_a_shape_error(shape: Any, why: str) -> None:
+    # int() would silently turn 2.5 into 2, True into 1 and '23' into (2, 3).
+    with pytest.raises(eg.ShapeError, match=rf"variable 'N'.*{why}"):
+        eg.var("N", shape)
+
+
+def test_numpy_integers_are_sizes() -> None:
+    assert eg.var("N", (np.int64(2), np.int32(3))).shape == (2, 3)
+    assert eg.var("N", np.array([4, 5])).shape == (4, 5)
+    assert eg.var("N", np.uint8(7)).shape == (7,)
+    assert eg.var("N", [0, 1]).shape == (0, 1)
+
+
 def test_non_constant_exponent() -> None:
     X, Y = eg.var("X"), eg.var("Y")
     with pytest.raises(eg.EinsgradError, match="constant real scalar exponent"):

@@ -94,18 +94,7 @@ def var(
             raise ShapeError(f"variable {name!r}: {dtype!r} is not a dtype") from None
         if kind.kind not in "fc":
             raise ShapeError(f"variable {name!r}: dtype {kind} is not floating or complex")
-    dims: tuple[int, ...] | None = None
-    if shape is not None:
-        if isinstance(shape, int):
-            shape = (shape,)
-        try:
-            dims = tuple(int(n) for n in shape)
-        except (TypeError, ValueError):
-            raise ShapeError(
-                f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}"
-            ) from None
-        if any(n < 0 for n in dims):
-            raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
+    dims = None if shape is None else _shape_of(name, shape)
     if symmetric and diagonal:
         raise OptionError(f"variable {name!r}: choose symmetric or diagonal, not both")
     structure = "symmetric" if symmetric else "diagonal" if diagonal else None
@@ -114,6 +103,31 @@ def var(
             f"variable {name!r}: a {structure} matrix must be square, got shape {dims}"
         )
     return Var(name, dims, dtype, structure)
+
+
+def _is_int(n: Any) -> bool:
+    """An int or numpy integer, but not a bool (True is no size)."""
+    return isinstance(n, int | np.integer) and not isinstance(n, bool | np.bool_)
+
+
+def _shape_of(name: str, shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of sizes; a ShapeError for anything that is not one.
+
+    int() would turn 2.5 into 2, True into 1 and the string '23' into (2, 3): each is
+    refused instead, as numpy refuses np.zeros((2.5, 3)).
+    """
+    if _is_int(shape):
+        shape = (shape,)
+    if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray):
+        raise ShapeError(f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}")
+    for n in shape:
+        if not _is_int(n) or n < 0:
+            why = "a negative size" if _is_int(n) else f"a {type(n).__name__}, not an int"
+            raise ShapeError(
+                f"the shape of variable {name!r} must be a tuple of non-negative ints, got "
+                f"{tuple(shape)!r}: {n!r} is {why}"
+            )
+    return tuple(int(n) for n in shape)
 
 
 def project(cotangent: Expr, variable: Var) -> Expr:
