@@ -119,6 +119,25 @@ def test_rank_mismatch_names_the_operand() -> None:
         eg.einsum("ijk->i", eg.var("X", (2, 3)))
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_label_repeated_on_axes_of_different_sizes_names_both_axes(declared: bool) -> None:
+    A = eg.var("A", (2, 3) if declared else None)
+    with pytest.raises(eg.ShapeError) as info:
+        eg.einsum("ii", A)(A=np.ones((2, 3)))
+    message = str(info.value)
+    assert "operand 0 (A) repeats label 'i' on axes of different sizes" in message
+    assert "2 (axis 0) and 3 (axis 1)" in message
+    assert message.count("operand 0") == 1  # not "operand 0 … but … operand 0"
+
+
+def test_a_repeated_label_clash_is_reported_on_the_operand_that_repeats_it() -> None:
+    # B gives j size 3, A repeats j on axes of sizes 3 and 4: A's diagonal is the problem.
+    with pytest.raises(
+        eg.ShapeError, match=r"operand 1 \(A\) repeats label 'j'.*3 \(axis 0\) and 4"
+    ):
+        eg.einsum("ij,jj->i", eg.var("B", (2, 3)), eg.var("A", (3, 4)))
+
+
 def test_missing_variable() -> None:
     L = eg.sum(eg.var("X") * eg.var("W"))
     with pytest.raises(eg.VariableError, match="missing value for variable 'W'"):
