@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from oracles import assert_caret_under, caret
 
 import einsgrad as eg
+from einsgrad.core.spec import parse_spec
 
 # --- the hierarchy --------------------------------------------------------------------------
 
@@ -81,6 +82,47 @@ def test_wrong_operand_count(spec: str, count: int) -> None:
 def test_spec_must_be_a_string() -> None:
     with pytest.raises(eg.SpecError, match="must be a string"):
         eg.einsum(3, np.ones(2))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: eg.einsum(np.ones((2, 3)), [0, 1]),  # type: ignore[arg-type]
+        lambda: eg.einsum(["ij"], np.ones((2, 3))),  # type: ignore[arg-type]
+        lambda: eg.einsum({"ij": 1}, np.ones((2, 3))),  # type: ignore[arg-type]
+        lambda: eg.einsum(np.ones(3)),  # type: ignore[arg-type]
+        lambda: parse_spec(["ij"]),  # type: ignore[arg-type]
+    ],
+    ids=["interleaved", "list", "dict", "array alone", "parse_spec list"],
+)
+def test_an_unhashable_spec_is_a_spec_error_not_a_type_error(call: Callable[[], Any]) -> None:
+    # The spec cache used to raise a bare "TypeError: unhashable type" first.
+    with pytest.raises(eg.SpecError, match="must be a string"):
+        call()
+
+
+def test_numpys_interleaved_form_is_named_and_translated() -> None:
+    A, B = eg.var("A", (2, 3)), eg.var("B", (3, 4))
+    with pytest.raises(eg.SpecError) as info:
+        eg.einsum(A, [0, 1], B, [1, 2], [0, 2])  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "interleaved form" in message and "not supported yet" in message
+    # The spec string the call stands for, which does work:
+    suggested = re.search(r"einsum\('([a-z,>-]+)', A, B\)", message)
+    assert suggested is not None
+    np.testing.assert_allclose(
+        eg.einsum(suggested.group(1), A, B)(A=np.ones((2, 3)), B=np.ones((3, 4))),
+        np.ones((2, 3)) @ np.ones((3, 4)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("operand", "what"),
+    [("X", r"operand 0 is the string 'X'"), (object(), r"operand 0 \(object\)")],
+)
+def test_an_operand_einsum_cannot_use_is_a_spec_error(operand: Any, what: str) -> None:
+    with pytest.raises(eg.SpecError, match=rf"einsum 'ij'.*{what}"):
+        eg.einsum("ij", operand)
 
 
 def test_bad_variable_name() -> None:

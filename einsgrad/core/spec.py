@@ -108,7 +108,6 @@ def _tokenize(source: str, start: int, end: int) -> tuple[Term, list[int]]:
     return tuple(tokens), columns
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     """Parse and validate an einsum specification string.
 
@@ -116,8 +115,14 @@ def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     ``numpy.einsum`` would reject (or, with ``generalized=True``, anything the
     generalized dialect rejects).
     """
+    # Checked before the cache, which would fail on an unhashable list or array first.
     if not isinstance(source, str):
         raise SpecError(f"an einsum spec must be a string, got {type(source).__name__}")
+    return _parse_spec(source, generalized)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_spec(source: str, generalized: bool) -> Spec:
     arrow = source.find("->")
     if arrow >= 0 and "->" in source[arrow + 2 :]:
         second = source.index("->", arrow + 2)

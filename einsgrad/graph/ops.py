@@ -163,14 +163,62 @@ def einsum(spec: str, *operands: Any) -> Expr:
     Accepts everything numpy does: implicit output, ``...`` with broadcasting (including
     size-1 axes), repeated labels (diagonals, traces), scalars and any number of operands.
     """
+    if not isinstance(spec, str):
+        raise SpecError(_not_a_spec(spec, operands))
     parsed = parse_spec(spec)
     if len(parsed.inputs) != len(operands):
         raise SpecError(
             f"einsum {spec!r} has {len(parsed.inputs)} input terms but "
             f"{len(operands)} operands were given"
         )
-    exprs = [as_expr(op) for op in operands]
+    exprs = []
+    for k, operand in enumerate(operands):
+        if isinstance(operand, str):
+            raise SpecError(
+                f"einsum {spec!r}: operand {k} is the string {operand!r}; einsum takes one "
+                "spec string, then the operands (arrays, numbers or einsgrad expressions)"
+            )
+        try:
+            exprs.append(as_expr(operand))
+        except TypeError:
+            raise SpecError(
+                f"einsum {spec!r}: operand {k} ({type(operand).__name__}) is not an array, "
+                "a number or an einsgrad expression"
+            ) from None
     return _einsum_node(parsed, exprs, None)
+
+
+def _is_sublist(item: Any) -> bool:
+    """A subscript list of numpy's interleaved einsum form: ints (and ``...``)."""
+    return isinstance(item, list | tuple) and all(
+        _is_int(label) or label is Ellipsis for label in item
+    )
+
+
+def _not_a_spec(spec: Any, operands: Sequence[Any]) -> str:
+    """Why ``einsum(spec, *operands)`` is not a call einsgrad takes, and what would be."""
+    shown = repr(spec) if len(repr(spec)) <= 40 else f"a {type(spec).__name__}"
+    expected = f"the spec must be a string, e.g. einsum('ij,jk->ik', A, B); got {shown}"
+    arguments = [spec, *operands]
+    if len(arguments) < 2 or not all(_is_sublist(a) for a in arguments[1::2]):
+        return f"einsum: {expected}"
+    interleaved = (
+        "numpy's interleaved form einsum(A, [0, 1], B, [1, 2], [0, 2]) is not supported yet"
+    )
+    # The output sublist, if any, is the odd one out at the end.
+    sublists = arguments[1::2] + ([arguments[-1]] if len(arguments) % 2 else [])
+    if not _is_sublist(sublists[-1]) or any(
+        not 0 <= label < len(_LABELS) for sub in sublists for label in sub if _is_int(label)
+    ):
+        return f"einsum: {interleaved}; {expected}"
+    terms = ["".join("..." if lab is Ellipsis else _LABELS[lab] for lab in sub) for sub in sublists]
+    inputs = terms[: len(arguments) // 2]
+    text = ",".join(inputs) + ("->" + terms[-1] if len(arguments) % 2 else "")
+    names = [a.name if isinstance(a, Var) else f"op{k}" for k, a in enumerate(arguments[0::2])]
+    return (
+        f"einsum: {interleaved}: the spec must be a string, given first; write this call as "
+        f"einsum({text!r}, {', '.join(names[: len(inputs)])})"
+    )
 
 
 def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:
