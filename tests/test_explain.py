@@ -369,6 +369,49 @@ def test_seed002_dW_is_x_transposed_times_dy() -> None:
     )
 
 
+# --- a weight stored out×in: Y = X·Wᵀ + b -------------------------------------------------------
+
+OUT_BY_IN = {"X": (2, 3), "W": (5, 3), "b": (5,)}
+
+
+def test_a_transposed_weight_is_folded_into_the_contraction() -> None:
+    # Explained as built, Wᵀ took the name Y, so ∂L/∂Y meant the gradient of Wᵀ.
+    d = eg.explain("mean(relu(X @ W.T + b))", "W", shapes=OUT_BY_IN)
+    assert step(d, "where").text[0] == "Y = X·Wᵀ"  # the layer's output, not "Y = Wᵀ"
+    assert not any(line.endswith("= Wᵀ") for line in lines(d))
+    assert "Chain rule through Y = einsum('ij,kj->ik', X, W)" in titles(d)
+    assert "Y_il = Σ_m X_im · W_lm" in lines(d)
+    assert "einsum: 'ij,ik->kj'" in lines(d)  # ∂L/∂W_kj = Σ_i X_ij ∂L/∂Y_ik
+    arrays = random_arrays(OUT_BY_IN, seed=21)
+    check_grad(d, lambda X, W, b: anp.mean(relu(X @ W.T + b)), arrays, "W")
+
+
+def test_a_transposed_weight_keeps_the_upstream_name_for_the_layer_output() -> None:
+    d = eg.explain("X @ W.T + b", "W", shapes=OUT_BY_IN)
+    assert d.steps[0].title == "Y = Z + b is not a scalar"
+    assert step(d, "where").text == ("Z = X·Wᵀ",)
+    assert "∂L/∂Z = ∂L/∂Y" in lines(d)
+    arrays = random_arrays({**OUT_BY_IN, "dY": (2, 5)}, seed=22)
+    check_vjp(
+        d,
+        lambda X, W, b: X @ W.T + b,
+        arrays,
+        "W",
+        by_hand=arrays["dY"].T @ arrays["X"],
+    )
+
+
+def test_a_transpose_used_twice_is_left_as_its_own_step() -> None:
+    # Folding a shared Wᵀ into both contractions would hide that it is one value.
+    W = eg.var("W", (3, 3))
+    X = eg.var("X", (2, 3))
+    shared = W.T
+    d = eg.explain(eg.sum((X @ shared) @ shared), W)
+    assert any(line.endswith("= Wᵀ") for line in step(d, "where").text)
+    arrays = random_arrays({"X": (2, 3), "W": (3, 3)}, seed=23)
+    check_grad(d, lambda X, W: anp.sum((X @ W.T) @ W.T), arrays, "W")
+
+
 def test_upstream_name_is_used_throughout_the_first_step() -> None:
     # With upstream="y" the derivation is about ∂L/∂y; its first step should not switch to
     # a capital Y ("L = f(Y)") that names nothing in this derivation.

@@ -20,16 +20,18 @@ count the ``1/B`` of a mean.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
-from einsgrad.core.spec import ELLIPSIS
+from einsgrad.core.spec import ELLIPSIS, parse_spec
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
 from einsgrad.graph.printing import to_text
+from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import grad, variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
@@ -179,6 +181,7 @@ def explain(
     variable = variable_of(loss, wrt)
     if loss.shape is None:
         raise ShapeError("explain needs shapes: declare them in var() or pass shapes={...}")
+    loss = _fold_transposes(loss)
     scalar = loss.shape == ()
     namer = _Namer(list(by_name))
     top = "L" if scalar else upstream
@@ -243,6 +246,53 @@ def explain(
     summary = _summary(result, variable, namer)
     steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
     return Derivation(tuple(steps), result, variable.name, summary)
+
+
+def _fold_transposes(loss: Expr) -> Expr:
+    """``loss`` with each transpose that only feeds an einsum written into its term.
+
+    ``X @ W.T`` is ``einsum('ij,jk->ik', X, einsum('ij->ji', W))``. Explained as built, the
+    transpose takes a name of its own (``Y = Wᵀ``), and ∂L/∂Y would be the gradient with
+    respect to Wᵀ, not to the layer's output. Folded, it is ``einsum('ij,kj->ik', X, W)``:
+    the layer output ``Y = X·Wᵀ``, as on paper.
+    """
+    uses = Counter(dep for node in toposort([loss]) for dep in node.children + node.references)
+
+    def fold(original: Expr, rebuilt: Expr) -> Expr:
+        if not isinstance(original, Einsum) or not isinstance(rebuilt, Einsum):
+            return rebuilt
+        if rebuilt.like is not None or len(rebuilt.operands) != len(original.operands):
+            return rebuilt
+        terms = list(rebuilt.spec.inputs)
+        operands = list(rebuilt.operands)
+        for k, (before, after) in enumerate(zip(original.operands, operands, strict=True)):
+            if uses[before] == 1 and ELLIPSIS not in terms[k] and _is_permutation(after):
+                assert isinstance(after, Einsum)
+                inner, permuted = after.spec.inputs[0], after.spec.output
+                # Axis q of the inner operand is the transposed axis carrying its label.
+                terms[k] = tuple(terms[k][permuted.index(label)] for label in inner)
+                operands[k] = after.operands[0]
+        if operands == list(rebuilt.operands):
+            return rebuilt
+        text = ",".join("".join(term) for term in terms) + "->" + "".join(rebuilt.spec.output)
+        spec = parse_spec(text, generalized=rebuilt.spec.generalized)
+        return ops._einsum_node(spec, operands, None)
+
+    (folded,) = rebuild([loss], hook=fold)
+    return folded
+
+
+def _is_permutation(node: Expr) -> bool:
+    """True for a one-operand einsum that only reorders axes (a transpose), not identity."""
+    if not isinstance(node, Einsum) or len(node.operands) != 1 or node.like is not None:
+        return False
+    (term,), output = node.spec.inputs, node.spec.output
+    return (
+        ELLIPSIS not in term
+        and len(set(term)) == len(term) == len(output)
+        and set(term) == set(output)
+        and term != output
+    )
 
 
 def _expression_text(node: Expr, namer: _Namer, own: str) -> str:
