@@ -333,6 +333,32 @@ def test_seed001_batch_mean_wrt_X() -> None:
     check_grad(d, lambda X, W, b: anp.mean(anp.sum(relu(X @ W + b) ** 2, axis=1)), arrays, "X")
 
 
+def test_a_mean_over_all_entries_names_its_factor_b_times_m() -> None:
+    # X 2×3, W 3×5: relu(X W + b) is 2×5, so the mean divides by 10 = B·M, not by B = 2.
+    shapes = {"X": (2, 3), "W": (3, 5), "b": (5,)}
+    d = eg.explain("mean(relu(X @ W + b))", "W", shapes=shapes)
+    mean_block = step(d, "Through L = a quotient")
+    assert "L = U / 10" in mean_block.text
+    (line,) = [text for text in mean_block.text if "mean" in text]
+    assert line.startswith("1/10 = 1/(2·5), the mean over all 10 entries")
+    assert "1/B of a mean" not in d.text
+    arrays = random_arrays(shapes, seed=24)
+    check_grad(d, lambda X, W, b: anp.mean(relu(X @ W + b)), arrays, "W")
+
+
+def test_a_mean_over_another_axis_is_not_a_batch_mean() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5)}
+    d = eg.explain("sum(mean(X @ W, axis=1))", "W", shapes=shapes)
+    (line,) = [text for text in lines(d) if "mean" in text]
+    assert line.startswith("1/5 is the 1/N of a mean over axis 1 (N = 5)")
+    check_grad(d, lambda X, W: anp.sum(anp.mean(X @ W, axis=1)), random_arrays(shapes), "W")
+
+
+def test_a_division_by_a_number_is_not_called_a_mean() -> None:
+    d = eg.explain("sum(X @ W) / 2", "W", shapes={"X": (2, 3), "W": (3, 5)})
+    assert not any("mean" in line for line in lines(d))
+
+
 # --- seed 002: Justin Johnson's generalized Jacobian example, N=1, D=2, M=3 -------------------
 
 SEED002 = {"x": (1, 2), "W": (2, 3), "dy": (1, 3)}
@@ -490,7 +516,10 @@ def test_three_layers_scalar_loss() -> None:
         "V = U·W3",
         "P = 1ᵀ·V·1",
     )
-    assert "1/8 is the 1/B of a mean: each entry gets 1/8 of ∂L/∂L" in lines(d)
+    # A mean over all 4×2 entries divides by B·M = 8, not by the batch size B = 4.
+    (mean_line,) = [line for line in lines(d) if "1/8" in line and "mean" in line]
+    assert mean_line.startswith("1/8 = 1/(4·2), the mean over all 8 entries")
+    assert "1/B of a mean" not in mean_line
     arrays = random_arrays(shapes, seed=12)
     check_grad(d, lambda X, W1, W2, W3: anp.mean(anp.tanh(relu(X @ W1) @ W2) @ W3), arrays, "W1")
 

@@ -14,8 +14,8 @@ hand derivations of the seed notes:
 6. the shapes of the factors.
 
 Elementwise nodes show their rule (``∂L/∂Y = ∂L/∂Z ⊙ [Y > 0]`` for a ReLU), broadcast
-arguments the sum over the broadcast axes (``1ᵀ·∂L/∂Z`` for a bias), and a division by a
-count the ``1/B`` of a mean.
+arguments the sum over the broadcast axes (``1ᵀ·∂L/∂Z`` for a bias), and the division of
+a mean what it divides by: ``1/B`` over the batch axis, ``1/(B·M)`` over all entries.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
@@ -565,9 +567,10 @@ def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Ste
         )
     lines.append(f"∂L/∂{target} = {applied}")
     divisor = node.args[1] if node.op.name == "divide" and position == 0 else None
-    if divisor is not None and _count_of(divisor) is not None:
-        count = _count_of(divisor)
-        lines.append(f"1/{count} is the 1/B of a mean: each entry gets 1/{count} of ∂L/∂{out_name}")
+    count = None if divisor is None else _count_of(divisor)
+    mean = None if count is None else _mean_line(node.args[0], count, out_name)
+    if mean is not None:
+        lines.append(mean)
     if child.shape is not None and node.shape is not None and child.shape != node.shape:
         lines.append(_broadcast_line(child, node, target, out_name))
     return [Step(f"Through {out_name} = {_op_title(node)}", tuple(lines))]
@@ -580,6 +583,41 @@ def _op_title(node: Map) -> str:
         "multiply": "a product",
         "divide": "a quotient",
     }.get(node.op.name, f"{node.op.name}(…)")
+
+
+def _mean_line(total: Expr, count: int, out_name: str) -> str | None:
+    """What the ``1/count`` of ``total / count`` is, if ``total`` sums ``count`` entries.
+
+    Only a mean over the batch axis (axis 0) divides by the batch size B; a mean over all
+    entries of a B×M array divides by B·M, and is named so.
+    """
+    summed = _summed_axes(total)
+    if summed is None:
+        return None
+    axes, sizes, rank = summed
+    if int(np.prod(sizes)) != count:
+        return None  # a division by some other number, not a mean
+    share = f"each entry gets 1/{count} of ∂L/∂{out_name}"
+    if axes == (0,):
+        return f"1/{count} is the 1/B of a mean: {share}"
+    if len(axes) == 1:
+        return f"1/{count} is the 1/N of a mean over axis {axes[0]} (N = {count}): {share}"
+    product = "·".join(str(n) for n in sizes)
+    along = "" if len(axes) == rank else " along axes " + " and ".join(map(str, axes))
+    entries = f"all {count} entries" if not along else f"the {count} entries{along}"
+    batch = f" (not 1/B: B = {sizes[0]})" if axes[0] == 0 else ""
+    return f"1/{count} = 1/({product}), the mean over {entries}{batch}: {share}"
+
+
+def _summed_axes(node: Expr) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
+    """The axes a one-operand einsum sums over, their sizes and the operand's rank."""
+    if not isinstance(node, Einsum) or len(node.operands) != 1 or node.like is not None:
+        return None
+    (term,), shape = node.spec.inputs, node.operands[0].shape
+    if shape is None or ELLIPSIS in term or len(set(term)) != len(term):
+        return None
+    axes = tuple(i for i, label in enumerate(term) if label not in node.spec.output)
+    return (axes, tuple(shape[i] for i in axes), len(term)) if axes else None
 
 
 def _count_of(node: Expr) -> int | None:
