@@ -359,6 +359,21 @@ def test_a_division_by_a_number_is_not_called_a_mean() -> None:
     assert not any("mean" in line for line in lines(d))
 
 
+def _says_nothing(line: str) -> bool:
+    """``A = A``: a line whose two sides are the same text."""
+    sides = [side.strip() for side in line.split(" = ")]
+    return len(sides) == 2 and sides[0] == sides[1]
+
+
+@pytest.mark.parametrize(
+    "loss", ["sum(Y @ W)", "sum(relu(Y @ W))", "mean(Y @ W)"], ids=["sum", "relu", "mean"]
+)
+def test_no_line_says_a_thing_equals_itself(loss: str) -> None:
+    d = eg.explain(loss, "W", shapes={"Y": (2, 3), "W": (3, 5)})
+    assert [line for line in lines(d) if _says_nothing(line.split(",")[0])] == []
+    assert all(s.text for s in d.steps)
+
+
 # --- seed 002: Justin Johnson's generalized Jacobian example, N=1, D=2, M=3 -------------------
 
 SEED002 = {"x": (1, 2), "W": (2, 3), "dy": (1, 3)}

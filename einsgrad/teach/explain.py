@@ -38,7 +38,7 @@ from einsgrad.passes.autodiff import grad, variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
 from einsgrad.rules.einsum import backward
-from einsgrad.teach.notation import Factor, IndexTerm, _number, index_label, matrix_form
+from einsgrad.teach.notation import Factor, IndexTerm, _number, matrix_form
 
 __all__ = ["Derivation", "Step", "explain"]
 
@@ -371,11 +371,12 @@ def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step
     )
     lhs = Factor(target, tuple(target_labels), "grad")
     if out_name == "L":
-        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet.
+        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet (writing
+        # it out would only say ∂L/∂Z_ab = ∂L/∂Z_ab).
         steps.append(
             Step(
                 f"The loss L = einsum('{spec.text}', {', '.join(names)})",
-                (f"{lhs.text()} = ∂L/∂{target}{index_label(target_labels)}, with ∂L/∂L = 1",),
+                (f"∂L/∂L = 1: the chain rule starts here, at the loss, with ∂L/∂{target}",),
             )
         )
     else:
