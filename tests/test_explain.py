@@ -244,7 +244,9 @@ def test_seed000_bias_is_a_sum_of_the_rows() -> None:
     d = eg.explain("X @ W + b", "b", shapes=shapes)
     block = step(d, "Through Y = a sum")
     assert "Y = X·W + b" in block.text
-    assert "∂L/∂b = ∂L/∂Y" in block.text
+    # The sum over the rows is part of the step: ∂L/∂Y is 2×5, ∂L/∂b a 5-vector.
+    assert "∂L/∂b = ∂L/∂Y" not in block.text
+    assert "∂L/∂b_j = Σ_i ∂L/∂Y_ij, so ∂L/∂b = 1ᵀ·∂L/∂Y" in block.text
     broadcast = [line for line in block.text if "was broadcast" in line]
     assert len(broadcast) == 1
     assert broadcast[0].startswith("b (5) was broadcast to 2×5: sum over i")
@@ -254,6 +256,18 @@ def test_seed000_bias_is_a_sum_of_the_rows() -> None:
     assert d.summary == "∂L/∂b = 1ᵀ·∂L/∂Y"
     arrays = random_arrays(shapes, seed=3)
     check_vjp(d, lambda X, W, b: X @ W + b, arrays, "b", by_hand=arrays["dY"].sum(axis=0))
+
+
+def test_a_broadcast_argument_sums_its_gradient_in_its_own_step() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5), "c": (1, 5)}
+    d = eg.explain("sum(relu(X @ W + b))", "b", shapes={**shapes, "b": (5,)})
+    assert "∂L/∂b_j = Σ_i ∂L/∂Y_ij, so ∂L/∂b = 1ᵀ·∂L/∂Y" in lines(d)  # Y = X·W + b
+    # A kept axis of size 1 has the one index 0, and there is no 1ᵀ· for a 1×5 result.
+    d = eg.explain("sum((X @ W) * c)", "c", shapes=shapes)
+    (line,) = [text for text in lines(d) if text.startswith("∂L/∂c_")]
+    assert line.startswith("∂L/∂c_0j = Σ_i (") and "1ᵀ" not in line
+    arrays = random_arrays(shapes, seed=25)
+    check_grad(d, lambda X, W, c: anp.sum((X @ W) * c), arrays, "c")
 
 
 def test_seed000_relu_is_an_elementwise_mask() -> None:

@@ -566,15 +566,39 @@ def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Ste
             if partial.shape not in ((), None)
             else f"{upstream} · {factor}"
         )
-    lines.append(f"∂L/∂{target} = {applied}")
+    broadcast = child.shape is not None and node.shape is not None and child.shape != node.shape
+    if broadcast:
+        lines.append(_summed_gradient(child, node, target, applied, upstream))
+    else:
+        lines.append(f"∂L/∂{target} = {applied}")
     divisor = node.args[1] if node.op.name == "divide" and position == 0 else None
     count = None if divisor is None else _count_of(divisor)
     mean = None if count is None else _mean_line(node.args[0], count, out_name)
     if mean is not None:
         lines.append(mean)
-    if child.shape is not None and node.shape is not None and child.shape != node.shape:
+    if broadcast:
         lines.append(_broadcast_line(child, node, target, out_name))
     return [Step(f"Through {out_name} = {_op_title(node)}", tuple(lines))]
+
+
+def _summed_gradient(child: Expr, node: Expr, target: str, applied: str, upstream: str) -> str:
+    """``∂L/∂b_j = Σ_i ∂L/∂Y_ij (= 1ᵀ·∂L/∂Y)``: a broadcast argument's gradient is a sum.
+
+    Written as ``∂L/∂b = ∂L/∂Y`` the right side would be 2×5 for a 5-vector.
+    """
+    assert child.shape is not None and node.shape is not None
+    lead = len(node.shape) - len(child.shape)
+    labels = _LETTERS[: len(node.shape)]
+    summed = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
+    # A kept axis of size 1 has the one index 0.
+    kept = "".join("0" if i in summed else labels[i] for i in range(lead, len(node.shape)))
+    body = f"{upstream}_{labels}" if applied == upstream else f"({applied})_{labels}"
+    sums = "".join(f"Σ_{labels[i]} " for i in summed)
+    text = f"∂L/∂{target}{'_' + kept if kept else ''} = {sums}{body}"
+    if lead == 1 and len(node.shape) == 2 and summed == [0]:
+        operand = upstream if applied == upstream else f"({applied})"
+        text += f", so ∂L/∂{target} = 1ᵀ·{operand}"
+    return text
 
 
 def _op_title(node: Map) -> str:
