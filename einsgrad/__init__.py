@@ -12,9 +12,11 @@ from einsgrad.core.errors import (
     GradError,
     MemoryLimitError,
     MissingRuleError,
+    OptionError,
     ParseError,
     ShapeError,
     SpecError,
+    VariableError,
 )
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Size, Var, install_operators
 from einsgrad.frontends.index import parse
@@ -104,6 +106,7 @@ __all__ = [
     "Map",
     "MemoryLimitError",
     "MissingRuleError",
+    "OptionError",
     "ParseError",
     "Reduce",
     "ShapeError",
@@ -111,6 +114,7 @@ __all__ = [
     "SpecError",
     "Step",
     "Var",
+    "VariableError",
     "Verdict",
     "__version__",
     "as_expr",

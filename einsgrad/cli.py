@@ -1,16 +1,23 @@
 """The ``einsgrad`` command line (also ``python -m einsgrad``).
 
 Exit status: 0 on success, 1 when ``check`` finds the formula wrong, 2 for bad input
-(one clear message on stderr, never a traceback).
+(one clear message on stderr, never a traceback), 130 on Ctrl-C and 141 when the
+reader of the output goes away (``einsgrad explain … | head``), both without a message.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from einsgrad import __version__
 from einsgrad.core.errors import EinsgradError
+
+# What a shell reports for a command stopped by SIGINT or SIGPIPE (128 + the signal).
+_INTERRUPTED = 130
+_PIPE_CLOSED = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +118,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="einsgrad", description="Tensor calculus on einsum, with the work shown.")
+    parser.add_argument("--version", action="version", version=f"einsgrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     grad = commands.add_parser("grad", help="the backward einsum of an einsum, per operand")
     grad.add_argument("spec", help="an einsum spec, e.g. 'bi,ij->bj'")
@@ -138,12 +146,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args))
-    except EinsgradError as error:
-        print(f"einsgrad: {error}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+        try:
+            status = int(args.run(args))
+        except EinsgradError as error:
+            print(f"einsgrad: {error}", file=sys.stderr)
+            return 2
+        # A closed pipe shows up when buffered output is written: flush while it can
+        # still be handled here, not at interpreter exit.
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _discard_stdout()
+        return _PIPE_CLOSED
+    except KeyboardInterrupt:
+        return _INTERRUPTED
+
+
+def _discard_stdout() -> None:
+    """Point stdout at devnull, so the flush at exit does not fail on the closed pipe again.
+
+    Python's documentation recommends this (the signal module's note on SIGPIPE).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (stdout replaced in-process)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -176,6 +176,41 @@ def test_weight_layout_confusion() -> None:
     assert "would be right if W were stored as 4×3" in v.message
 
 
+def test_weight_layout_confusion_with_W_stored_out_by_in() -> None:
+    # Y = X·Wᵀ + b with W 4×3: W is stored out×in (4 outputs, 3 inputs), and dX = dY·W.
+    # "dY @ W.T" is right for the in×out layout, W stored 3×4, as in Y = X·W.
+    v = verdict("dY @ W.T", expr="X @ W.T + b", shapes={"X": (5, 3), "W": (4, 3), "b": (4,)})
+    assert (v.ok, v.kind, v.expected) == (False, "shape", "dY @ W")
+    assert (
+        "Your formula would be right if W were stored as 3×4 (in×out, the other weight "
+        "layout); here W is 4×3 (out×in), so transpose it in the formula."
+    ) in v.message
+    # The claim itself, in numbers: with U = Wᵀ stored 3×4 (in×out), dL/dX of X·U is dY·Uᵀ.
+    rng = np.random.default_rng(1)
+    dy, u = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    x, e = rng.standard_normal((5, 3)), np.zeros((5, 3))
+    e[2, 1] = 1.0
+    change = np.sum(dy * ((x + e) @ u)) - np.sum(dy * (x @ u))
+    assert np.isclose(change, (dy @ u.T)[2, 1])
+
+
+@pytest.mark.parametrize(
+    ("formula", "expr", "shapes", "layout"),
+    [
+        ("dY @ W", "X @ W", LINEAR, "here W is 3×4 (in×out)"),
+        ("dY @ W.T", "X @ W.T", {"X": (5, 3), "W": (4, 3)}, "here W is 4×3 (out×in)"),
+        # Column vectors, Y = W·X: W's rows are its 4 outputs.
+        ("W @ dY", "W @ X", {"X": (3, 5), "W": (4, 3)}, "here W is 4×3 (out×in)"),
+        ("dY @ W", "X @ W + b", BIAS, "here W is 3×4 (in×out)"),
+    ],
+    ids=["X@W", "X@W.T", "W@X", "X@W+b"],
+)
+def test_the_layout_named_is_the_one_the_expression_uses(
+    formula: str, expr: str, shapes: dict[str, tuple[int, ...]], layout: str
+) -> None:
+    assert layout in verdict(formula, expr=expr, shapes=shapes).message
+
+
 def test_numpy_1d_arrays_are_neither_rows_nor_columns() -> None:
     # Seed 003: "x.T @ dY" for dL/dW, with x of shape (3,) and dY of shape (4,).
     v = verdict("x.T @ dY", expr="x @ W", wrt="W", shapes=ONE_D)

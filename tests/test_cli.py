@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,6 +62,71 @@ def test_demo_reports_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
     failures = demo.run(lines.append)
     assert failures == 3
     assert "3 check(s) FAILED" in lines[-1]
+
+
+def test_version_is_the_packages_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert result.stdout == f"einsgrad {pyproject['project']['version']}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("demo",), ("explain", "mean(relu(X @ W + b))", "--wrt", "W", "--shapes", "X=2x3,W=3x5,b=5")],
+    ids=["demo", "explain"],
+)
+def test_a_closed_pipe_exits_quietly(args: tuple[str, ...]) -> None:
+    # `einsgrad demo | head -c 20` with the reader gone before anything is written: the
+    # write fails for certain, where a real `head` may close only after the output fits.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "einsgrad", *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert process.stderr == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert process.returncode == 141  # 128 + SIGPIPE, as a shell reports a closed pipe
+
+
+def test_a_pipe_closed_after_some_output_exits_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "einsgrad", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    head = process.stdout.read(20)
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    process.wait(timeout=120)
+    assert head.startswith(b"einsgrad demo")
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
+
+
+def test_ctrl_c_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import einsgrad.demo
+    from einsgrad.cli import main
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(einsgrad.demo, "main", interrupted)
+    try:
+        status = main(["demo"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the command line's main()")
+    assert status == 130  # 128 + SIGINT, as a shell reports an interrupted command
+    assert capsys.readouterr().err == ""
 
 
 # --- every subcommand, as a user runs it ---------------------------------------------------------

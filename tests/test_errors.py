@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from oracles import assert_caret_under, caret
 
 import einsgrad as eg
+from einsgrad.core.spec import parse_spec
 
 # --- the hierarchy --------------------------------------------------------------------------
 
@@ -83,6 +84,47 @@ def test_spec_must_be_a_string() -> None:
         eg.einsum(3, np.ones(2))
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: eg.einsum(np.ones((2, 3)), [0, 1]),  # type: ignore[arg-type]
+        lambda: eg.einsum(["ij"], np.ones((2, 3))),  # type: ignore[arg-type]
+        lambda: eg.einsum({"ij": 1}, np.ones((2, 3))),  # type: ignore[arg-type]
+        lambda: eg.einsum(np.ones(3)),  # type: ignore[arg-type]
+        lambda: parse_spec(["ij"]),  # type: ignore[arg-type]
+    ],
+    ids=["interleaved", "list", "dict", "array alone", "parse_spec list"],
+)
+def test_an_unhashable_spec_is_a_spec_error_not_a_type_error(call: Callable[[], Any]) -> None:
+    # The spec cache used to raise a bare "TypeError: unhashable type" first.
+    with pytest.raises(eg.SpecError, match="must be a string"):
+        call()
+
+
+def test_numpys_interleaved_form_is_named_and_translated() -> None:
+    A, B = eg.var("A", (2, 3)), eg.var("B", (3, 4))
+    with pytest.raises(eg.SpecError) as info:
+        eg.einsum(A, [0, 1], B, [1, 2], [0, 2])  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "interleaved form" in message and "not supported yet" in message
+    # The spec string the call stands for, which does work:
+    suggested = re.search(r"einsum\('([a-z,>-]+)', A, B\)", message)
+    assert suggested is not None
+    np.testing.assert_allclose(
+        eg.einsum(suggested.group(1), A, B)(A=np.ones((2, 3)), B=np.ones((3, 4))),
+        np.ones((2, 3)) @ np.ones((3, 4)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("operand", "what"),
+    [("X", r"operand 0 is the string 'X'"), (object(), r"operand 0 \(object\)")],
+)
+def test_an_operand_einsum_cannot_use_is_a_spec_error(operand: Any, what: str) -> None:
+    with pytest.raises(eg.SpecError, match=rf"einsum 'ij'.*{what}"):
+        eg.einsum("ij", operand)
+
+
 def test_bad_variable_name() -> None:
     with pytest.raises(eg.EinsgradError, match="identifier"):
         eg.var("1x")
@@ -119,23 +161,60 @@ def test_rank_mismatch_names_the_operand() -> None:
         eg.einsum("ijk->i", eg.var("X", (2, 3)))
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_label_repeated_on_axes_of_different_sizes_names_both_axes(declared: bool) -> None:
+    A = eg.var("A", (2, 3) if declared else None)
+    with pytest.raises(eg.ShapeError) as info:
+        eg.einsum("ii", A)(A=np.ones((2, 3)))
+    message = str(info.value)
+    assert "operand 0 (A) repeats label 'i' on axes of different sizes" in message
+    assert "2 (axis 0) and 3 (axis 1)" in message
+    assert message.count("operand 0") == 1  # not "operand 0 … but … operand 0"
+
+
+def test_a_repeated_label_clash_is_reported_on_the_operand_that_repeats_it() -> None:
+    # B gives j size 3, A repeats j on axes of sizes 3 and 4: A's diagonal is the problem.
+    with pytest.raises(
+        eg.ShapeError, match=r"operand 1 \(A\) repeats label 'j'.*3 \(axis 0\) and 4"
+    ):
+        eg.einsum("ij,jj->i", eg.var("B", (2, 3)), eg.var("A", (3, 4)))
+
+
 def test_missing_variable() -> None:
     L = eg.sum(eg.var("X") * eg.var("W"))
-    with pytest.raises(eg.ShapeError, match="missing value for variable 'W'"):
+    with pytest.raises(eg.VariableError, match="missing value for variable 'W'"):
         L(X=np.ones(3))
 
 
 def test_missing_variable_reports_its_declared_shape() -> None:
     L = eg.sum(eg.var("X", (3,)) * eg.var("W", (3,)))
-    with pytest.raises(eg.ShapeError, match=r"'W' \(shape \(3,\)\)"):
+    with pytest.raises(eg.VariableError, match=r"'W' \(shape \(3,\)\)"):
         L(X=np.ones(3))
 
 
 def test_unknown_variable() -> None:
     L = eg.sum(eg.var("X"))
-    with pytest.raises(eg.ShapeError, match="unknown variable 'Z'") as info:
+    with pytest.raises(eg.VariableError, match="unknown variable 'Z'") as info:
         L(X=np.ones(3), Z=np.ones(3))
     assert "X" in str(info.value)  # lists what the expression does take
+
+
+def test_an_extra_array_is_a_variable_error_listing_the_expected_variables() -> None:
+    Q, K, V = eg.var("Q", (2, 3)), eg.var("K", (4, 3)), eg.var("V", (4, 5))
+    attention = eg.softmax(Q @ K.T) @ V
+    q, k, v = np.ones((2, 3)), np.ones((4, 3)), np.ones((4, 5))
+    with pytest.raises(eg.VariableError) as info:
+        eg.jacobian(attention, Q)(Q=q, K=k, V=v, Tg=np.ones((2, 5)))
+    assert not isinstance(info.value, eg.ShapeError)  # a name, not a shape, is wrong
+    assert isinstance(info.value, eg.EinsgradError) and isinstance(info.value, ValueError)
+    assert "unknown variable 'Tg'" in str(info.value)
+    assert re.search(r"variables are K, Q, V\b", str(info.value))
+
+
+def test_a_missing_array_is_a_variable_error_listing_the_expected_variables() -> None:
+    L = eg.sum(eg.var("X") * eg.var("W"))
+    with pytest.raises(eg.VariableError, match=r"missing value for variable 'W'.*W, X"):
+        L(X=np.ones(3))
 
 
 def test_wrong_array_shape_for_a_declared_variable() -> None:
@@ -144,6 +223,34 @@ def test_wrong_array_shape_for_a_declared_variable() -> None:
         L(X=np.ones((3, 2)))
     with pytest.raises(eg.ShapeError, match=r"\(2, 3\).*\(6,\)"):
         L(X=np.ones(6))
+
+
+@pytest.mark.parametrize(
+    ("shape", "why"),
+    [
+        ((2.5, 3), r"2\.5 is a float"),
+        ((3.0,), r"3\.0 is a float"),
+        ((True, 3), r"True is a bool"),
+        ((np.bool_(True),), r"True_? is a bool"),
+        ((2, -3), r"-3 is a negative size"),
+        ((np.int64(-1),), r"-1\)? is a negative size"),
+        ("23", r"tuple of ints, got '23'"),
+        ((2, "3"), r"'3' is a str"),
+        (2.0, r"tuple of ints, got 2\.0"),
+    ],
+    ids=repr,
+)
+def test_a_size_that_is_not_a_whole_number_is_a_shape_error(shape: Any, why: str) -> None:
+    # int() would silently turn 2.5 into 2, True into 1 and '23' into (2, 3).
+    with pytest.raises(eg.ShapeError, match=rf"variable 'N'.*{why}"):
+        eg.var("N", shape)
+
+
+def test_numpy_integers_are_sizes() -> None:
+    assert eg.var("N", (np.int64(2), np.int32(3))).shape == (2, 3)
+    assert eg.var("N", np.array([4, 5])).shape == (4, 5)
+    assert eg.var("N", np.uint8(7)).shape == (7,)
+    assert eg.var("N", [0, 1]).shape == (0, 1)
 
 
 def test_non_constant_exponent() -> None:

@@ -244,7 +244,9 @@ def test_seed000_bias_is_a_sum_of_the_rows() -> None:
     d = eg.explain("X @ W + b", "b", shapes=shapes)
     block = step(d, "Through Y = a sum")
     assert "Y = X·W + b" in block.text
-    assert "∂L/∂b = ∂L/∂Y" in block.text
+    # The sum over the rows is part of the step: ∂L/∂Y is 2×5, ∂L/∂b a 5-vector.
+    assert "∂L/∂b = ∂L/∂Y" not in block.text
+    assert "∂L/∂b_j = Σ_i ∂L/∂Y_ij, so ∂L/∂b = 1ᵀ·∂L/∂Y" in block.text
     broadcast = [line for line in block.text if "was broadcast" in line]
     assert len(broadcast) == 1
     assert broadcast[0].startswith("b (5) was broadcast to 2×5: sum over i")
@@ -254,6 +256,18 @@ def test_seed000_bias_is_a_sum_of_the_rows() -> None:
     assert d.summary == "∂L/∂b = 1ᵀ·∂L/∂Y"
     arrays = random_arrays(shapes, seed=3)
     check_vjp(d, lambda X, W, b: X @ W + b, arrays, "b", by_hand=arrays["dY"].sum(axis=0))
+
+
+def test_a_broadcast_argument_sums_its_gradient_in_its_own_step() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5), "c": (1, 5)}
+    d = eg.explain("sum(relu(X @ W + b))", "b", shapes={**shapes, "b": (5,)})
+    assert "∂L/∂b_j = Σ_i ∂L/∂Y_ij, so ∂L/∂b = 1ᵀ·∂L/∂Y" in lines(d)  # Y = X·W + b
+    # A kept axis of size 1 has the one index 0, and there is no 1ᵀ· for a 1×5 result.
+    d = eg.explain("sum((X @ W) * c)", "c", shapes=shapes)
+    (line,) = [text for text in lines(d) if text.startswith("∂L/∂c_")]
+    assert line.startswith("∂L/∂c_0j = Σ_i (") and "1ᵀ" not in line
+    arrays = random_arrays(shapes, seed=25)
+    check_grad(d, lambda X, W, c: anp.sum((X @ W) * c), arrays, "c")
 
 
 def test_seed000_relu_is_an_elementwise_mask() -> None:
@@ -333,6 +347,47 @@ def test_seed001_batch_mean_wrt_X() -> None:
     check_grad(d, lambda X, W, b: anp.mean(anp.sum(relu(X @ W + b) ** 2, axis=1)), arrays, "X")
 
 
+def test_a_mean_over_all_entries_names_its_factor_b_times_m() -> None:
+    # X 2×3, W 3×5: relu(X W + b) is 2×5, so the mean divides by 10 = B·M, not by B = 2.
+    shapes = {"X": (2, 3), "W": (3, 5), "b": (5,)}
+    d = eg.explain("mean(relu(X @ W + b))", "W", shapes=shapes)
+    mean_block = step(d, "Through L = a quotient")
+    assert "L = U / 10" in mean_block.text
+    (line,) = [text for text in mean_block.text if "mean" in text]
+    assert line.startswith("1/10 = 1/(2·5), the mean over all 10 entries")
+    assert "1/B of a mean" not in d.text
+    arrays = random_arrays(shapes, seed=24)
+    check_grad(d, lambda X, W, b: anp.mean(relu(X @ W + b)), arrays, "W")
+
+
+def test_a_mean_over_another_axis_is_not_a_batch_mean() -> None:
+    shapes = {"X": (2, 3), "W": (3, 5)}
+    d = eg.explain("sum(mean(X @ W, axis=1))", "W", shapes=shapes)
+    (line,) = [text for text in lines(d) if "mean" in text]
+    assert line.startswith("1/5 is the 1/N of a mean over axis 1 (N = 5)")
+    check_grad(d, lambda X, W: anp.sum(anp.mean(X @ W, axis=1)), random_arrays(shapes), "W")
+
+
+def test_a_division_by_a_number_is_not_called_a_mean() -> None:
+    d = eg.explain("sum(X @ W) / 2", "W", shapes={"X": (2, 3), "W": (3, 5)})
+    assert not any("mean" in line for line in lines(d))
+
+
+def _says_nothing(line: str) -> bool:
+    """``A = A``: a line whose two sides are the same text."""
+    sides = [side.strip() for side in line.split(" = ")]
+    return len(sides) == 2 and sides[0] == sides[1]
+
+
+@pytest.mark.parametrize(
+    "loss", ["sum(Y @ W)", "sum(relu(Y @ W))", "mean(Y @ W)"], ids=["sum", "relu", "mean"]
+)
+def test_no_line_says_a_thing_equals_itself(loss: str) -> None:
+    d = eg.explain(loss, "W", shapes={"Y": (2, 3), "W": (3, 5)})
+    assert [line for line in lines(d) if _says_nothing(line.split(",")[0])] == []
+    assert all(s.text for s in d.steps)
+
+
 # --- seed 002: Justin Johnson's generalized Jacobian example, N=1, D=2, M=3 -------------------
 
 SEED002 = {"x": (1, 2), "W": (2, 3), "dy": (1, 3)}
@@ -367,6 +422,49 @@ def test_seed002_dW_is_x_transposed_times_dy() -> None:
     check_vjp(
         d, lambda x, W: x @ W, arrays, "W", upstream="dy", by_hand=arrays["x"].T @ arrays["dy"]
     )
+
+
+# --- a weight stored out×in: Y = X·Wᵀ + b -------------------------------------------------------
+
+OUT_BY_IN = {"X": (2, 3), "W": (5, 3), "b": (5,)}
+
+
+def test_a_transposed_weight_is_folded_into_the_contraction() -> None:
+    # Explained as built, Wᵀ took the name Y, so ∂L/∂Y meant the gradient of Wᵀ.
+    d = eg.explain("mean(relu(X @ W.T + b))", "W", shapes=OUT_BY_IN)
+    assert step(d, "where").text[0] == "Y = X·Wᵀ"  # the layer's output, not "Y = Wᵀ"
+    assert not any(line.endswith("= Wᵀ") for line in lines(d))
+    assert "Chain rule through Y = einsum('ij,kj->ik', X, W)" in titles(d)
+    assert "Y_il = Σ_m X_im · W_lm" in lines(d)
+    assert "einsum: 'ij,ik->kj'" in lines(d)  # ∂L/∂W_kj = Σ_i X_ij ∂L/∂Y_ik
+    arrays = random_arrays(OUT_BY_IN, seed=21)
+    check_grad(d, lambda X, W, b: anp.mean(relu(X @ W.T + b)), arrays, "W")
+
+
+def test_a_transposed_weight_keeps_the_upstream_name_for_the_layer_output() -> None:
+    d = eg.explain("X @ W.T + b", "W", shapes=OUT_BY_IN)
+    assert d.steps[0].title == "Y = Z + b is not a scalar"
+    assert step(d, "where").text == ("Z = X·Wᵀ",)
+    assert "∂L/∂Z = ∂L/∂Y" in lines(d)
+    arrays = random_arrays({**OUT_BY_IN, "dY": (2, 5)}, seed=22)
+    check_vjp(
+        d,
+        lambda X, W, b: X @ W.T + b,
+        arrays,
+        "W",
+        by_hand=arrays["dY"].T @ arrays["X"],
+    )
+
+
+def test_a_transpose_used_twice_is_left_as_its_own_step() -> None:
+    # Folding a shared Wᵀ into both contractions would hide that it is one value.
+    W = eg.var("W", (3, 3))
+    X = eg.var("X", (2, 3))
+    shared = W.T
+    d = eg.explain(eg.sum((X @ shared) @ shared), W)
+    assert any(line.endswith("= Wᵀ") for line in step(d, "where").text)
+    arrays = random_arrays({"X": (2, 3), "W": (3, 3)}, seed=23)
+    check_grad(d, lambda X, W: anp.sum((X @ W.T) @ W.T), arrays, "W")
 
 
 def test_upstream_name_is_used_throughout_the_first_step() -> None:
@@ -447,7 +545,10 @@ def test_three_layers_scalar_loss() -> None:
         "V = U·W3",
         "P = 1ᵀ·V·1",
     )
-    assert "1/8 is the 1/B of a mean: each entry gets 1/8 of ∂L/∂L" in lines(d)
+    # A mean over all 4×2 entries divides by B·M = 8, not by the batch size B = 4.
+    (mean_line,) = [line for line in lines(d) if "1/8" in line and "mean" in line]
+    assert mean_line.startswith("1/8 = 1/(4·2), the mean over all 8 entries")
+    assert "1/B of a mean" not in mean_line
     arrays = random_arrays(shapes, seed=12)
     check_grad(d, lambda X, W1, W2, W3: anp.mean(anp.tanh(relu(X @ W1) @ W2) @ W3), arrays, "W1")
 

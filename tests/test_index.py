@@ -603,3 +603,14 @@ def test_round_trip_of_a_sum_over_a_function_result() -> None:
     written = first.to_index()
     second = eg.parse(written, shapes=SHAPES)
     assert_close(run(second, A), np_relu(X) @ W, written)
+
+
+def test_a_misspelled_shape_entry_is_a_variable_error_listing_the_variables() -> None:
+    with pytest.raises(eg.VariableError) as info:
+        eg.parse("Y[b,j] = X[b,i] * W[i,j]", shapes={"X": (2, 3), "w": (3, 4)})
+    message = str(info.value)
+    assert "'w'" in message and "leaves W without a shape" in message
+    assert "its variables: W, X" in message
+    # Labels are not variables: a shape for 'i' is just as unused.
+    with pytest.raises(eg.VariableError, match="'i'"):
+        eg.parse("Y[b,j] = X[b,i] * W[i,j]", shapes={"X": (2, 3), "i": (3,)})

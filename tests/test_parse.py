@@ -288,6 +288,26 @@ def test_nothing_in_the_string_is_executed(tmp_path: Any, monkeypatch: pytest.Mo
     assert not target.exists()
 
 
+def test_a_misspelled_shape_entry_is_a_variable_error_listing_the_variables() -> None:
+    # W is given a shape, Q is used: Q would be silently shapeless and W ignored.
+    with pytest.raises(eg.VariableError) as info:
+        eg.grad("mean(relu(X @ Q))", wrt="X", shapes={"X": (2, 3), "W": (3, 4)})
+    message = str(info.value)
+    assert "'W'" in message and "leaves Q without a shape" in message
+    assert "its variables: Q, X" in message
+    with pytest.raises(eg.VariableError, match=r"'w'.*leaves W without a shape"):
+        eg.parse_expr("sum(X @ W)", shapes={"X": (2, 3), "w": (3, 4)})
+    with pytest.raises(eg.VariableError, match=r"'w'.*leaves W without a shape"):
+        eg.explain("sum(X @ W)", "W", shapes={"X": (2, 3), "w": (3, 4)})
+
+
+def test_one_dict_of_shapes_serves_every_expression_of_a_model() -> None:
+    # An extra entry while every variable has its shape ignores nothing the user meant.
+    model = {"X": (2, 3), "W": (3, 4), "b": (4,), "dY": (2, 4)}
+    assert eg.parse_expr("X @ W", shapes=model).shape == (2, 4)
+    assert eg.parse_expr("X @ W + b", shapes=model).shape == (2, 4)
+
+
 def test_names_are_variables_never_python_objects() -> None:
     expr = eg.parse_expr("open + np * __builtins__")
     assert sorted(v.name for v in expr.variables) == ["__builtins__", "np", "open"]

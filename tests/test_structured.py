@@ -136,7 +136,7 @@ def test_arrays_without_the_declared_structure_are_refused(data: dict[str, np.nd
         eg.sum(D)(D=data["S"])
     with pytest.raises(eg.ShapeError, match="must be square"):
         eg.var("R", (2, 3), symmetric=True)
-    with pytest.raises(eg.ShapeError, match="not both"):
+    with pytest.raises(eg.OptionError, match="not both"):
         eg.var("R", (2, 2), symmetric=True, diagonal=True)
     with pytest.raises(eg.ShapeError, match=r"symmetric matrix, but got shape \(2, 3\)"):
         eg.sum(eg.var("R", symmetric=True))(R=np.ones((2, 3)))

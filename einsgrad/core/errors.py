@@ -13,9 +13,11 @@ __all__ = [
     "GradError",
     "MemoryLimitError",
     "MissingRuleError",
+    "OptionError",
     "ParseError",
     "ShapeError",
     "SpecError",
+    "VariableError",
     "caret_message",
 ]
 
@@ -29,7 +31,15 @@ class SpecError(EinsgradError):
 
 
 class ShapeError(EinsgradError):
-    """Shapes that do not fit: wrong rank, label-size mismatch, missing or extra variables."""
+    """Shapes that do not fit: wrong rank, label-size mismatch, a size that is no whole number."""
+
+
+class VariableError(EinsgradError):
+    """A variable that is missing, unknown, or given twice."""
+
+
+class OptionError(EinsgradError):
+    """An option (keyword argument) with a value einsgrad does not accept."""
 
 
 class ParseError(EinsgradError):

@@ -108,7 +108,6 @@ def _tokenize(source: str, start: int, end: int) -> tuple[Term, list[int]]:
     return tuple(tokens), columns
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     """Parse and validate an einsum specification string.
 
@@ -116,8 +115,14 @@ def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     ``numpy.einsum`` would reject (or, with ``generalized=True``, anything the
     generalized dialect rejects).
     """
+    # Checked before the cache, which would fail on an unhashable list or array first.
     if not isinstance(source, str):
         raise SpecError(f"an einsum spec must be a string, got {type(source).__name__}")
+    return _parse_spec(source, generalized)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_spec(source: str, generalized: bool) -> Spec:
     arrow = source.find("->")
     if arrow >= 0 and "->" in source[arrow + 2 :]:
         second = source.index("->", arrow + 2)
@@ -306,6 +311,9 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
     size_of: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}
     for k, (keys, shape) in enumerate(zip(keyed_inputs, shapes, strict=True)):
+        # Within one operand first: a clash there is a bad diagonal, not two operands
+        # disagreeing (which would name the same operand twice).
+        _check_repeats(keys, shape, k)
         for key, size in zip(keys, shape, strict=True):
             if key in size_of and size_of[key] != size and 1 not in (size, size_of[key]):
                 other, other_size = first_seen[key]
@@ -313,14 +321,6 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
             if key not in size_of or size_of[key] == 1:
                 size_of[key] = size
                 first_seen[key] = (k, size)
-        for key in set(keys):
-            sizes_here = {size for kk, size in zip(keys, shape, strict=True) if kk == key}
-            if len(sizes_here) > 1:
-                raise _Mismatch(
-                    f"{{0}} repeats label {_show(key)} on axes of different sizes "
-                    f"{sorted(sizes_here)} (a diagonal needs equal sizes)",
-                    k,
-                )
 
     ids: dict[str, int] = {}
     sizes: list[int] = []
@@ -406,6 +406,20 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
                 f"but the operands give it size {in_size}"
             )
     return Resolved(tuple(inputs), tuple(output), tuple(sizes))
+
+
+def _check_repeats(keys: Sequence[str], shape: Shape, k: int) -> None:
+    """A label operand ``k`` repeats must be on axes of one size (numpy does not broadcast)."""
+    first_axis: dict[str, int] = {}
+    for axis, key in enumerate(keys):
+        first = first_axis.setdefault(key, axis)
+        if shape[first] != shape[axis]:
+            raise _Mismatch(
+                f"{{0}} repeats label {_show(key)} on axes of different sizes: "
+                f"{shape[first]} (axis {first}) and {shape[axis]} (axis {axis}) "
+                "(a diagonal needs equal sizes)",
+                k,
+            )
 
 
 def _show(key: str) -> str:

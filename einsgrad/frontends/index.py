@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from einsgrad.core.errors import EinsgradError, ParseError, caret_message
 from einsgrad.core.ir import Expr, Var
 from einsgrad.core.labels import LETTERS
-from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH
+from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH, check_shapes_used
 from einsgrad.graph import ops
 from einsgrad.rules import elementwise as primitives
 
@@ -297,6 +297,7 @@ def parse(
         value = builder.build(assignment.value, frozenset(left))
     except RecursionError:
         raise ParseError(f"equation nested deeper than {MAX_DEPTH} levels") from None
+    check_shapes_used(shapes, builder.variables, text)
     return builder.align(value, tuple(left))
 
 

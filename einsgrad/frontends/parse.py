@@ -20,13 +20,13 @@ import ast
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from einsgrad.core.errors import EinsgradError, ParseError, caret_message
+from einsgrad.core.errors import EinsgradError, ParseError, VariableError, caret_message
 from einsgrad.core.ir import Expr, Var
 from einsgrad.graph import ops
 from einsgrad.rules import elementwise as primitives
 from einsgrad.rules import reductions
 
-__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_expr"]
+__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "check_shapes_used", "parse_expr"]
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -248,6 +248,28 @@ def parse_expr(
         result = builder.build(tree.body)
     except RecursionError:
         raise ParseError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    check_shapes_used(shapes, builder.variables, source.strip())
     if not isinstance(result, Expr):
         return ops.as_expr(result)
     return result
+
+
+def check_shapes_used(
+    shapes: Mapping[str, Sequence[int]] | None, variables: Mapping[str, Var], source: str
+) -> None:
+    """Refuse a ``shapes`` entry for a name the expression lacks while a variable has no shape.
+
+    That is the mark of a misspelling (``W`` given, ``Q`` used): the entry is ignored and
+    the variable it was meant for silently left to the arrays. An extra entry while every
+    variable has its shape is harmless, so one dict of a model's shapes serves each of
+    its expressions.
+    """
+    unused = sorted(set(shapes or {}) - set(variables))
+    shapeless = sorted(name for name, v in variables.items() if v.shape is None)
+    if unused and shapeless:
+        known = ", ".join(sorted(variables))
+        raise VariableError(
+            f"shapes= names {', '.join(map(repr, unused))}, which "
+            f"{'is' if len(unused) == 1 else 'are'} not a variable of {source!r}, and leaves "
+            f"{', '.join(shapeless)} without a shape (its variables: {known}); a misspelling?"
+        )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.core.errors import ShapeError, SpecError
+from einsgrad.core.errors import OptionError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
 from einsgrad.core.labels import LETTERS
 from einsgrad.core.primitive import elementwise_op
@@ -70,26 +70,40 @@ def var(
             raise ShapeError(f"variable {name!r}: {dtype!r} is not a dtype") from None
         if kind.kind not in "fc":
             raise ShapeError(f"variable {name!r}: dtype {kind} is not floating or complex")
-    dims: tuple[int, ...] | None = None
-    if shape is not None:
-        if isinstance(shape, int):
-            shape = (shape,)
-        try:
-            dims = tuple(int(n) for n in shape)
-        except (TypeError, ValueError):
-            raise ShapeError(
-                f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}"
-            ) from None
-        if any(n < 0 for n in dims):
-            raise ShapeError(f"the shape of variable {name!r} has a negative size: {dims}")
+    dims = None if shape is None else _shape_of(name, shape)
     if symmetric and diagonal:
-        raise ShapeError(f"variable {name!r}: choose symmetric or diagonal, not both")
+        raise OptionError(f"variable {name!r}: choose symmetric or diagonal, not both")
     structure = "symmetric" if symmetric else "diagonal" if diagonal else None
     if structure is not None and dims is not None and (len(dims) != 2 or dims[0] != dims[1]):
         raise ShapeError(
             f"variable {name!r}: a {structure} matrix must be square, got shape {dims}"
         )
     return Var(name, dims, dtype, structure)
+
+
+def _is_int(n: Any) -> bool:
+    """An int or numpy integer, but not a bool (True is no size)."""
+    return isinstance(n, int | np.integer) and not isinstance(n, bool | np.bool_)
+
+
+def _shape_of(name: str, shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of sizes; a ShapeError for anything that is not one.
+
+    int() would turn 2.5 into 2, True into 1 and the string '23' into (2, 3): each is
+    refused instead, as numpy refuses np.zeros((2.5, 3)).
+    """
+    if _is_int(shape):
+        shape = (shape,)
+    if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray):
+        raise ShapeError(f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}")
+    for n in shape:
+        if not _is_int(n) or n < 0:
+            why = "a negative size" if _is_int(n) else f"a {type(n).__name__}, not an int"
+            raise ShapeError(
+                f"the shape of variable {name!r} must be a tuple of non-negative ints, got "
+                f"{tuple(shape)!r}: {n!r} is {why}"
+            )
+    return tuple(int(n) for n in shape)
 
 
 def project(cotangent: Expr, variable: Var) -> Expr:
@@ -125,14 +139,62 @@ def einsum(spec: str, *operands: Any) -> Expr:
     Accepts everything numpy does: implicit output, ``...`` with broadcasting (including
     size-1 axes), repeated labels (diagonals, traces), scalars and any number of operands.
     """
+    if not isinstance(spec, str):
+        raise SpecError(_not_a_spec(spec, operands))
     parsed = parse_spec(spec)
     if len(parsed.inputs) != len(operands):
         raise SpecError(
             f"einsum {spec!r} has {len(parsed.inputs)} input terms but "
             f"{len(operands)} operands were given"
         )
-    exprs = [as_expr(op) for op in operands]
+    exprs = []
+    for k, operand in enumerate(operands):
+        if isinstance(operand, str):
+            raise SpecError(
+                f"einsum {spec!r}: operand {k} is the string {operand!r}; einsum takes one "
+                "spec string, then the operands (arrays, numbers or einsgrad expressions)"
+            )
+        try:
+            exprs.append(as_expr(operand))
+        except TypeError:
+            raise SpecError(
+                f"einsum {spec!r}: operand {k} ({type(operand).__name__}) is not an array, "
+                "a number or an einsgrad expression"
+            ) from None
     return _einsum_node(parsed, exprs, None)
+
+
+def _is_sublist(item: Any) -> bool:
+    """A subscript list of numpy's interleaved einsum form: ints (and ``...``)."""
+    return isinstance(item, list | tuple) and all(
+        _is_int(label) or label is Ellipsis for label in item
+    )
+
+
+def _not_a_spec(spec: Any, operands: Sequence[Any]) -> str:
+    """Why ``einsum(spec, *operands)`` is not a call einsgrad takes, and what would be."""
+    shown = repr(spec) if len(repr(spec)) <= 40 else f"a {type(spec).__name__}"
+    expected = f"the spec must be a string, e.g. einsum('ij,jk->ik', A, B); got {shown}"
+    arguments = [spec, *operands]
+    if len(arguments) < 2 or not all(_is_sublist(a) for a in arguments[1::2]):
+        return f"einsum: {expected}"
+    interleaved = (
+        "numpy's interleaved form einsum(A, [0, 1], B, [1, 2], [0, 2]) is not supported yet"
+    )
+    # The output sublist, if any, is the odd one out at the end.
+    sublists = arguments[1::2] + ([arguments[-1]] if len(arguments) % 2 else [])
+    if not _is_sublist(sublists[-1]) or any(
+        not 0 <= label < len(LETTERS) for sub in sublists for label in sub if _is_int(label)
+    ):
+        return f"einsum: {interleaved}; {expected}"
+    terms = ["".join("..." if lab is Ellipsis else LETTERS[lab] for lab in sub) for sub in sublists]
+    inputs = terms[: len(arguments) // 2]
+    text = ",".join(inputs) + ("->" + terms[-1] if len(arguments) % 2 else "")
+    names = [a.name if isinstance(a, Var) else f"op{k}" for k, a in enumerate(arguments[0::2])]
+    return (
+        f"einsum: {interleaved}: the spec must be a string, given first; write this call as "
+        f"einsum({text!r}, {', '.join(names[: len(inputs)])})"
+    )
 
 
 def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:

@@ -9,7 +9,7 @@ import numpy as np
 
 from einsgrad.backends import get_backend
 from einsgrad.backends.base import Backend
-from einsgrad.core.errors import ShapeError
+from einsgrad.core.errors import OptionError
 from einsgrad.core.ir import Expr
 from einsgrad.core.limits import check_limit
 from einsgrad.passes.evaluate import _walk, run
@@ -78,7 +78,9 @@ def compile(
     """
     runner = get_backend(backend)
     if optimize not in _OPTIMIZE:
-        raise ShapeError(f"optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}")
+        raise OptionError(
+            f"compile: optimize must be one of {', '.join(_OPTIMIZE)}, got {optimize!r}"
+        )
     if memory_limit != "default":
         memory_limit = check_limit(memory_limit)
     return Compiled(outputs, optimize, memory_limit, runner)

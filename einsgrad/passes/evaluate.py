@@ -18,7 +18,7 @@ import numpy as np
 from einsgrad.backends import get_backend
 from einsgrad.backends.base import Backend
 from einsgrad.core import kinds
-from einsgrad.core.errors import ShapeError
+from einsgrad.core.errors import ShapeError, VariableError
 from einsgrad.core.ir import Expr, Meta, Var, toposort
 from einsgrad.core.limits import get_memory_limit, guard
 from einsgrad.graph.printing import short_name
@@ -67,14 +67,14 @@ def _walk(requested: tuple[Expr, ...]) -> _Walk:
 
 
 def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]) -> None:
-    """Missing and unknown variable names, as ShapeErrors."""
+    """Missing and unknown variable names, as VariableErrors listing the expected ones."""
     # A gradient accepts every variable of the loss it came from, used or not. Looked up
     # per call: the origin of a hash-consed node can grow after the walk was cached.
     accepted = set(walk.variables) | accepted_variables(outputs)
+    known = ", ".join(sorted(accepted)) or "none"
     extra = sorted(set(arrays) - accepted)
     if extra:
-        known = ", ".join(sorted(accepted)) or "none"
-        raise ShapeError(
+        raise VariableError(
             f"unknown variable{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}: "
             f"the expression's variables are {known}"
         )
@@ -89,7 +89,10 @@ def _check_names(walk: _Walk, outputs: Sequence[Expr], arrays: Mapping[str, Any]
             )
             for name in missing
         )
-        raise ShapeError(f"missing value for variable{'s' if len(missing) > 1 else ''} {described}")
+        raise VariableError(
+            f"missing value for variable{'s' if len(missing) > 1 else ''} {described}: "
+            f"the expression's variables are {known}"
+        )
 
 
 def _bind(

@@ -9,8 +9,8 @@ start with ``dL/dX =``, and may call the upstream gradient ``dY``, ``dL/dY``, ``
 * ``correct``: equal to the true gradient, symbolically or on random inputs (it says which);
 * ``shape``: it cannot be formed, or has the wrong shape. The message gives each factor's
   shape, the right formula and its shape, and recognises the weight-layout confusion
-  (``W`` stored out×in instead of in×out) and numpy's 1-D arrays (``(4,)`` is neither a row
-  nor a column, and ``x.T`` is ``x``);
+  (a formula right for ``W`` stored in×out when it is out×in, or the other way round) and
+  numpy's 1-D arrays (``(4,)`` is neither a row nor a column, and ``x.T`` is ``x``);
 * ``value``: the right shape but the wrong values; the message gives the largest error on
   random inputs and the right formula in the user's notation.
 """
@@ -25,7 +25,8 @@ from typing import Any, Literal
 import numpy as np
 
 from einsgrad.core.errors import EinsgradError, ParseError, ShapeError
-from einsgrad.core.ir import Expr, Var, toposort
+from einsgrad.core.ir import Einsum, Expr, Var, toposort
+from einsgrad.core.spec import ELLIPSIS
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
 from einsgrad.passes.autodiff import variable_of, variables_by_name
@@ -218,7 +219,7 @@ def _diagnose(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr
 
 
 def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr) -> list[str]:
-    """Whether the formula is right for a weight stored the other way round (out×in)."""
+    """Whether the formula is right for a weight stored the other way round (transposed)."""
     for name, var in variables.items():
         if (
             var is variable
@@ -244,12 +245,48 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
         truth = vjp(replaced, variable, upstream)
         assert isinstance(truth, Expr)
         if equivalent(formula, truth):
-            m, n = var.shape
-            return [
-                f"Your formula would be right if {name} were stored as {n}×{m} (out×in, the other "
-                f"weight layout); here {name} is {m}×{n} (in×out), so transpose it in the formula."
-            ]
+            return [_layout_sentence(name, var.shape, _layout_of(expr, var))]
     return []
+
+
+def _layout_sentence(name: str, shape: Sequence[int], layout: str | None) -> str:
+    m, n = shape
+    if layout is None:  # the expression does not say which axis is the input one
+        return (
+            f"Your formula would be right if {name} were stored transposed, as {n}×{m}; "
+            f"here {name} is {m}×{n}, so transpose it in the formula."
+        )
+    # in×out: rows index the inputs (Y = X·W); out×in: rows index the outputs (Y = X·Wᵀ).
+    other = "out×in" if layout == "in×out" else "in×out"
+    return (
+        f"Your formula would be right if {name} were stored as {n}×{m} ({other}, the other "
+        f"weight layout); here {name} is {m}×{n} ({layout}), so transpose it in the formula."
+    )
+
+
+def _layout_of(expr: Expr, weight: Var) -> str | None:
+    """``"in×out"`` if ``expr`` contracts the weight's first axis, ``"out×in"`` if its second.
+
+    Read from the one einsum that takes the weight once transposes are folded in (X @ W.T
+    is ``'ac,bc->ab'``): the summed axis is the input one, the kept axis the output one.
+    """
+    users = [
+        node
+        for node in toposort([simplify(expr)])
+        if isinstance(node, Einsum) and weight in node.operands
+    ]
+    if len(users) != 1 or users[0].operands.count(weight) != 1:
+        return None
+    einsum = users[0]
+    term = einsum.spec.inputs[einsum.operands.index(weight)]
+    if len(term) != 2 or ELLIPSIS in term:
+        return None
+    kept = [label in einsum.spec.output for label in term]
+    if kept == [False, True]:
+        return "in×out"
+    if kept == [True, False]:
+        return "out×in"
+    return None
 
 
 def _substitute(expr: Expr, old: Var, new: Expr) -> Expr:

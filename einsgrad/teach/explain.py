@@ -14,27 +14,31 @@ hand derivations of the seed notes:
 6. the shapes of the factors.
 
 Elementwise nodes show their rule (``∂L/∂Y = ∂L/∂Z ⊙ [Y > 0]`` for a ReLU), broadcast
-arguments the sum over the broadcast axes (``1ᵀ·∂L/∂Z`` for a bias), and a division by a
-count the ``1/B`` of a mean.
+arguments the sum over the broadcast axes (``1ᵀ·∂L/∂Z`` for a bias), and the division of
+a mean what it divides by: ``1/B`` over the batch axis, ``1/(B·M)`` over all entries.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
-from einsgrad.core.spec import ELLIPSIS
+from einsgrad.core.spec import ELLIPSIS, parse_spec
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
 from einsgrad.graph.printing import to_text
+from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import grad, variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
 from einsgrad.rules.einsum import backward
-from einsgrad.teach.notation import Factor, IndexTerm, _number, index_label, matrix_form
+from einsgrad.teach.notation import Factor, IndexTerm, _number, matrix_form
 
 __all__ = ["Derivation", "Step", "explain"]
 
@@ -179,6 +183,7 @@ def explain(
     variable = variable_of(loss, wrt)
     if loss.shape is None:
         raise ShapeError("explain needs shapes: declare them in var() or pass shapes={...}")
+    loss = _fold_transposes(loss)
     scalar = loss.shape == ()
     namer = _Namer(list(by_name))
     top = "L" if scalar else upstream
@@ -243,6 +248,53 @@ def explain(
     summary = _summary(result, variable, namer)
     steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
     return Derivation(tuple(steps), result, variable.name, summary)
+
+
+def _fold_transposes(loss: Expr) -> Expr:
+    """``loss`` with each transpose that only feeds an einsum written into its term.
+
+    ``X @ W.T`` is ``einsum('ij,jk->ik', X, einsum('ij->ji', W))``. Explained as built, the
+    transpose takes a name of its own (``Y = Wᵀ``), and ∂L/∂Y would be the gradient with
+    respect to Wᵀ, not to the layer's output. Folded, it is ``einsum('ij,kj->ik', X, W)``:
+    the layer output ``Y = X·Wᵀ``, as on paper.
+    """
+    uses = Counter(dep for node in toposort([loss]) for dep in node.children + node.references)
+
+    def fold(original: Expr, rebuilt: Expr) -> Expr:
+        if not isinstance(original, Einsum) or not isinstance(rebuilt, Einsum):
+            return rebuilt
+        if rebuilt.like is not None or len(rebuilt.operands) != len(original.operands):
+            return rebuilt
+        terms = list(rebuilt.spec.inputs)
+        operands = list(rebuilt.operands)
+        for k, (before, after) in enumerate(zip(original.operands, operands, strict=True)):
+            if uses[before] == 1 and ELLIPSIS not in terms[k] and _is_permutation(after):
+                assert isinstance(after, Einsum)
+                inner, permuted = after.spec.inputs[0], after.spec.output
+                # Axis q of the inner operand is the transposed axis carrying its label.
+                terms[k] = tuple(terms[k][permuted.index(label)] for label in inner)
+                operands[k] = after.operands[0]
+        if operands == list(rebuilt.operands):
+            return rebuilt
+        text = ",".join("".join(term) for term in terms) + "->" + "".join(rebuilt.spec.output)
+        spec = parse_spec(text, generalized=rebuilt.spec.generalized)
+        return ops._einsum_node(spec, operands, None)
+
+    (folded,) = rebuild([loss], hook=fold)
+    return folded
+
+
+def _is_permutation(node: Expr) -> bool:
+    """True for a one-operand einsum that only reorders axes (a transpose), not identity."""
+    if not isinstance(node, Einsum) or len(node.operands) != 1 or node.like is not None:
+        return False
+    (term,), output = node.spec.inputs, node.spec.output
+    return (
+        ELLIPSIS not in term
+        and len(set(term)) == len(term) == len(output)
+        and set(term) == set(output)
+        and term != output
+    )
 
 
 def _expression_text(node: Expr, namer: _Namer, own: str) -> str:
@@ -319,11 +371,12 @@ def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step
     )
     lhs = Factor(target, tuple(target_labels), "grad")
     if out_name == "L":
-        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet.
+        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet (writing
+        # it out would only say ∂L/∂Z_ab = ∂L/∂Z_ab).
         steps.append(
             Step(
                 f"The loss L = einsum('{spec.text}', {', '.join(names)})",
-                (f"{lhs.text()} = ∂L/∂{target}{index_label(target_labels)}, with ∂L/∂L = 1",),
+                (f"∂L/∂L = 1: the chain rule starts here, at the loss, with ∂L/∂{target}",),
             )
         )
     else:
@@ -513,14 +566,39 @@ def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Ste
             if partial.shape not in ((), None)
             else f"{upstream} · {factor}"
         )
-    lines.append(f"∂L/∂{target} = {applied}")
+    broadcast = child.shape is not None and node.shape is not None and child.shape != node.shape
+    if broadcast:
+        lines.append(_summed_gradient(child, node, target, applied, upstream))
+    else:
+        lines.append(f"∂L/∂{target} = {applied}")
     divisor = node.args[1] if node.op.name == "divide" and position == 0 else None
-    if divisor is not None and _count_of(divisor) is not None:
-        count = _count_of(divisor)
-        lines.append(f"1/{count} is the 1/B of a mean: each entry gets 1/{count} of ∂L/∂{out_name}")
-    if child.shape is not None and node.shape is not None and child.shape != node.shape:
+    count = None if divisor is None else _count_of(divisor)
+    mean = None if count is None else _mean_line(node.args[0], count, out_name)
+    if mean is not None:
+        lines.append(mean)
+    if broadcast:
         lines.append(_broadcast_line(child, node, target, out_name))
     return [Step(f"Through {out_name} = {_op_title(node)}", tuple(lines))]
+
+
+def _summed_gradient(child: Expr, node: Expr, target: str, applied: str, upstream: str) -> str:
+    """``∂L/∂b_j = Σ_i ∂L/∂Y_ij (= 1ᵀ·∂L/∂Y)``: a broadcast argument's gradient is a sum.
+
+    Written as ``∂L/∂b = ∂L/∂Y`` the right side would be 2×5 for a 5-vector.
+    """
+    assert child.shape is not None and node.shape is not None
+    lead = len(node.shape) - len(child.shape)
+    labels = _LETTERS[: len(node.shape)]
+    summed = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
+    # A kept axis of size 1 has the one index 0.
+    kept = "".join("0" if i in summed else labels[i] for i in range(lead, len(node.shape)))
+    body = f"{upstream}_{labels}" if applied == upstream else f"({applied})_{labels}"
+    sums = "".join(f"Σ_{labels[i]} " for i in summed)
+    text = f"∂L/∂{target}{'_' + kept if kept else ''} = {sums}{body}"
+    if lead == 1 and len(node.shape) == 2 and summed == [0]:
+        operand = upstream if applied == upstream else f"({applied})"
+        text += f", so ∂L/∂{target} = 1ᵀ·{operand}"
+    return text
 
 
 def _op_title(node: Map) -> str:
@@ -530,6 +608,41 @@ def _op_title(node: Map) -> str:
         "multiply": "a product",
         "divide": "a quotient",
     }.get(node.op.name, f"{node.op.name}(…)")
+
+
+def _mean_line(total: Expr, count: int, out_name: str) -> str | None:
+    """What the ``1/count`` of ``total / count`` is, if ``total`` sums ``count`` entries.
+
+    Only a mean over the batch axis (axis 0) divides by the batch size B; a mean over all
+    entries of a B×M array divides by B·M, and is named so.
+    """
+    summed = _summed_axes(total)
+    if summed is None:
+        return None
+    axes, sizes, rank = summed
+    if int(np.prod(sizes)) != count:
+        return None  # a division by some other number, not a mean
+    share = f"each entry gets 1/{count} of ∂L/∂{out_name}"
+    if axes == (0,):
+        return f"1/{count} is the 1/B of a mean: {share}"
+    if len(axes) == 1:
+        return f"1/{count} is the 1/N of a mean over axis {axes[0]} (N = {count}): {share}"
+    product = "·".join(str(n) for n in sizes)
+    along = "" if len(axes) == rank else " along axes " + " and ".join(map(str, axes))
+    entries = f"all {count} entries" if not along else f"the {count} entries{along}"
+    batch = f" (not 1/B: B = {sizes[0]})" if axes[0] == 0 else ""
+    return f"1/{count} = 1/({product}), the mean over {entries}{batch}: {share}"
+
+
+def _summed_axes(node: Expr) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
+    """The axes a one-operand einsum sums over, their sizes and the operand's rank."""
+    if not isinstance(node, Einsum) or len(node.operands) != 1 or node.like is not None:
+        return None
+    (term,), shape = node.spec.inputs, node.operands[0].shape
+    if shape is None or ELLIPSIS in term or len(set(term)) != len(term):
+        return None
+    axes = tuple(i for i, label in enumerate(term) if label not in node.spec.output)
+    return (axes, tuple(shape[i] for i in axes), len(term)) if axes else None
 
 
 def _count_of(node: Expr) -> int | None:
