@@ -20,13 +20,13 @@ from oracles import finite_difference
 
 import einsgrad as eg
 from einsgrad.core import kinds
+from einsgrad.core.derivation import RuleSteps
 from einsgrad.core.errors import ShapeError
 from einsgrad.core.ir import Expr, Meta
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.graph.keys import structural_key
 from einsgrad.graph.printing import ATOM
 from einsgrad.graph.rewrite import rebuild
-from einsgrad.teach.explain import Step
 
 # --- the toy kind, with every entry ----------------------------------------------------------
 
@@ -98,13 +98,11 @@ def _simplify(node: Reshape, shared: set[Expr]) -> Expr:
     return node
 
 
-def _explain(node: Reshape, position: int, child: Expr, namer: Any) -> list[Step]:
-    return [
-        Step(
-            f"Through {namer(node)} = reshape({namer(child)})",
-            (f"∂L/∂{namer(child)} = reshape(∂L/∂{namer(node)}, {child.shape})",),
-        )
-    ]
+def _explain(node: Reshape, position: int, names: Sequence[str], output: str) -> RuleSteps:
+    """x̄ = reshape(ȳ, x.shape), as data: the rule applied to a cotangent variable."""
+    cotangent = eg.var("d" + output, node.shape)
+    result = reshape(cotangent, node.arg.shape, type(node))  # type: ignore[arg-type]
+    return RuleSteps(f"Through {output} = reshape({names[0]})", result, cotangent)
 
 
 ENTRIES: dict[str, Callable[..., Any]] = {
@@ -209,7 +207,7 @@ def test_simplify_printing_explain_and_compile(registered: None) -> None:
     assert "reshape(" in str(simple) and "reshape(" in repr(dW)
     assert structural_key(simple) == structural_key(eg.simplify(dW))
     derivation = eg.explain(loss, W)
-    assert any("reshape(∂L/∂" in line for step in derivation.steps for line in step.text)
+    assert any("= reshape(∂L/∂" in line for step in derivation.steps for line in step.text)
     compiled = eg.compile([dW, loss])
     got_dW, got_loss = compiled(**ARRAYS)
     np.testing.assert_allclose(got_dW, want, rtol=1e-12, atol=1e-12)

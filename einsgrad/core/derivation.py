@@ -17,6 +17,7 @@ __all__ = [
     "IndexTerm",
     "ReductionSteps",
     "RuleSteps",
+    "rule_statement",
 ]
 
 
@@ -74,15 +75,13 @@ class EinsumSteps:
 @dataclass(frozen=True)
 class ElementwiseSteps:
     """An elementwise rule for argument ``position``: the rule as its docstring states it,
-    the partial derivative ``∂y/∂x`` as an expression (None for a piecewise-constant
-    primitive), the count a mean divides by (when the node is such a division), and the
-    axes the argument was broadcast along (summed in its gradient)."""
+    and the partial derivative ``∂y/∂x`` as an expression (None for a piecewise-constant
+    primitive). Its gradient is ``∂L/∂y ⊙ ∂y/∂x``, summed over the axes numpy broadcast
+    the argument along."""
 
     position: int
     rule: str
     partial: Any
-    mean_count: int | None
-    broadcast_axes: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,18 @@ class ReductionSteps:
 @dataclass(frozen=True)
 class RuleSteps:
     """Any other kind's rule: ``∂L/∂child`` written in terms of ``∂L/∂node`` (``result``,
-    an expression whose cotangent variable is ``cotangent``)."""
+    an expression in the cotangent variable ``cotangent``), or, where the rule engine
+    has one, its description ``rule`` (an einsum with ``...``, say)."""
 
     title: str
-    result: Any
-    cotangent: Any
+    result: Any = None
+    cotangent: Any = None
+    rule: Any = None
+
+
+def rule_statement(doc: str) -> str:
+    """The line of a rule's docstring that states it (``y_i = …;  x̄_i = …``)."""
+    for line in doc.splitlines():
+        if ";" in line and "=" in line:
+            return line.strip()
+    return doc.strip().splitlines()[0] if doc.strip() else ""

@@ -12,6 +12,7 @@ else is written inline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -50,8 +51,15 @@ def axis_text(axes: tuple[int, ...] | None) -> str:
     return f", axis={axes[0]}" if len(axes) == 1 else f", axis={axes}"
 
 
-def to_text(expr: Expr, *, inline: bool = False, limit: int | None = None) -> str:
-    """Render ``expr``. With ``inline=True`` shared nodes are repeated instead of named."""
+def to_text(
+    expr: Expr,
+    *,
+    inline: bool = False,
+    limit: int | None = None,
+    given: Mapping[Expr, str] | None = None,
+) -> str:
+    """Render ``expr``. With ``inline=True`` shared nodes are repeated instead of named;
+    nodes in ``given`` are written as the names it gives them (``{dY: "∂L/∂Y"}``)."""
     order = toposort([expr])
     uses: dict[Expr, int] = {}
     for node in order:
@@ -64,6 +72,8 @@ def to_text(expr: Expr, *, inline: bool = False, limit: int | None = None) -> st
     def text_of(node: Expr) -> tuple[str, int]:
         if node in names:
             return names[node], ATOM
+        if given is not None and node in given:
+            return given[node], ATOM
         return rendered[node]
 
     def wrap(node: Expr, precedence: int, *, right: bool = False) -> str:

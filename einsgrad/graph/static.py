@@ -43,7 +43,13 @@ def static_einsum(text: str, operands: Sequence[Expr], shape: Shape) -> Expr:
 
 
 def ones_like(node: Expr) -> Expr:
-    """Ones of ``node``'s shape (known now or only at evaluation)."""
+    """Ones of ``node``'s shape (known now or only at evaluation).
+
+    With the shape known the labels are explicit letters, so the ones are recognised as a
+    broadcast constant and fold away where they multiply (``1 ⊙ x`` is ``x``).
+    """
+    if node.shape is not None:
+        return static_einsum("->" + letters(len(node.shape)), [ONE], node.shape)
     return _generalized("->...", ONE, node)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from einsgrad.backends import get_backend
 from einsgrad.backends.base import plan_info, plan_path
 from einsgrad.core import kinds
-from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm
+from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm, RuleSteps
 from einsgrad.core.errors import ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Meta, Seed, Shape, Size
 from einsgrad.core.labels import LETTERS, letters
@@ -495,6 +495,19 @@ def _key(node: Einsum, child_keys: Sequence[str], reference_keys: Sequence[str])
     return ["einsum", node.spec.text, like, *child_keys]
 
 
+def _explain(
+    node: Einsum, position: int, names: Sequence[str], output_name: str
+) -> EinsumSteps | RuleSteps:
+    """The rule step by step for a plain einsum; the rule engine's summary otherwise."""
+    plain = node.like is None and ELLIPSIS not in node.spec.text
+    if not plain or any(op.shape is None for op in node.operands):
+        return RuleSteps(
+            f"Through {output_name} = einsum('{node.spec.text}', …)",
+            rule=backward(node.spec.text, position, names=list(names), output=output_name),
+        )
+    return einsum_steps(node.spec, position, names, output_name)
+
+
 def _simplify(node: Einsum, shared: set[Expr]) -> Expr:
     return fuse_einsum(node, shared)
 
@@ -510,6 +523,7 @@ kinds.register(
     rebuild=_rebuild,
     key=_key,
     simplify=_simplify,
+    explain=_explain,
 )
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from einsgrad.core import kinds
+from einsgrad.core.derivation import ElementwiseSteps, rule_statement
 from einsgrad.core.ir import Expr, Map, Meta
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
@@ -328,6 +329,13 @@ def _lower(node: Map, step: StepInput) -> Lowered:
     return Lowered.step(function, step.reads, node.op.name, flops=math.prod(step.meta.shape))
 
 
+def _explain(node: Map, position: int, names: Sequence[str], output_name: str) -> ElementwiseSteps:
+    """The primitive's rule as its docstring states it, and ∂y/∂x for the argument."""
+    wanted = [k == position for k in range(len(node.args))]
+    op: ElementwiseOp = node.op
+    return ElementwiseSteps(position, rule_statement(op.doc), _partials(node, wanted)[position])
+
+
 def _text(node: Map, text_of: Any, wrap: Any) -> tuple[str, int]:
     op = node.op
     if op.infix is not None and len(node.args) == 2:
@@ -365,4 +373,5 @@ kinds.register(
     rebuild=_rebuild,
     key=_key,
     simplify=simplify_map,
+    explain=_explain,
 )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from einsgrad.core import kinds
+from einsgrad.core.derivation import RuleSteps
 from einsgrad.core.errors import GradError, ShapeError
 from einsgrad.core.ir import Const, Expr, Meta, Seed, Shape, Size, Var
 from einsgrad.core.lowering import Lowered, StepInput
@@ -38,8 +39,8 @@ def _no_tangent(node: Expr, tangents: Sequence[Expr | None], extra: Shape | None
     return None
 
 
-def _no_explanation(node: Expr, position: int, child: Expr, namer: Any) -> list[Any]:
-    return []
+def _no_explanation(node: Expr, position: int, names: Sequence[str], output_name: str) -> RuleSteps:
+    return RuleSteps(f"{output_name} has no arguments to differentiate")
 
 
 def _same(node: Expr, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:

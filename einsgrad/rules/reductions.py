@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from einsgrad.core import kinds
+from einsgrad.core.derivation import ReductionSteps, rule_statement
 from einsgrad.core.ir import Expr, Meta, Reduce
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
@@ -134,6 +135,12 @@ def _lower(node: Reduce, step: StepInput) -> Lowered:
     return Lowered.step(function, step.reads, f"{node.op.name} axis={axes}", flops=flops)
 
 
+def _explain(node: Reduce, position: int, names: Sequence[str], output_name: str) -> ReductionSteps:
+    """The primitive's rule as its docstring states it, and ∂y_r/∂x_rs as an array."""
+    op: ReductionOp = node.op
+    return ReductionSteps(rule_statement(op.doc), _partial(node), node.axes)
+
+
 def _text(node: Reduce, text_of: Any, wrap: Any) -> tuple[str, int]:
     return f"{node.op.name}({text_of(node.arg)[0]}{axis_text(node.axes)})", ATOM
 
@@ -157,4 +164,5 @@ kinds.register(
     rebuild=_rebuild,
     key=_key,
     simplify=keep,
+    explain=_explain,
 )

@@ -21,13 +21,21 @@ a mean what it divides by: ``1/B`` over the batch axis, ``1/(B·M)`` over all en
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
-from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core import kinds
+from einsgrad.core.derivation import (
+    EinsumSteps,
+    ElementwiseSteps,
+    Factor,
+    ReductionSteps,
+    RuleSteps,
+)
+from einsgrad.core.errors import GradError, MissingRuleError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
 from einsgrad.core.spec import ELLIPSIS, parse_spec
 from einsgrad.frontends.parse import parse_expr
@@ -37,8 +45,15 @@ from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import grad, variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
-from einsgrad.rules.einsum import backward
-from einsgrad.teach.notation import Factor, IndexTerm, _number, matrix_form
+from einsgrad.rules.einsum import einsum_vjp
+from einsgrad.teach.notation import (
+    factor_latex,
+    factor_text,
+    matrix_form,
+    number_text,
+    term_latex,
+    term_text,
+)
 
 __all__ = ["Derivation", "Step", "explain"]
 
@@ -320,175 +335,66 @@ def _summary(result: Expr, variable: Var, namer: _Namer) -> str:
     return f"∂L/∂{variable.name} = {text}"
 
 
-# --- one block per node ---------------------------------------------------------------------
+# --- one block per node: the rule's derivation data, rendered -------------------------------
 
 
 def _block(node: Expr, position: int, child: Expr, namer: _Namer) -> list[Step]:
-    if isinstance(node, Einsum):
-        return _einsum_block(node, position, child, namer)
-    if isinstance(node, Map):
-        return _map_block(node, position, child, namer)
-    if isinstance(node, Reduce):
-        return _reduce_block(node, child, namer)
-    return []
+    """The steps through ``node`` to its argument ``child``, from its kind's explain rule."""
+    names = _NamesOnRead(node.children, namer)
+    data = kinds.rule(node, "explain")(node, position, names, namer(node))
+    render = _RENDERERS.get(type(data))
+    if render is None:
+        raise MissingRuleError(
+            f"explain has no rendering for {type(data).__name__}, which the explain rule of "
+            f"{type(node).__name__} returned"
+        )
+    steps: list[Step] = render(data, node, child, namer)
+    return steps
 
 
-def _fresh(taken: set[str]) -> str:
-    letter = next(c for c in _LETTERS if c not in taken)
-    taken.add(letter)
-    return letter
+class _NamesOnRead(Sequence[str]):
+    """The display names of some nodes, each given out when a rule first reads it: an
+    elementwise rule that never names its other argument leaves it unnamed (inline)."""
+
+    def __init__(self, nodes: Sequence[Expr], namer: _Namer) -> None:
+        self.nodes, self.namer = nodes, namer
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self.namer(node) for node in self.nodes[index]]
+        return self.namer(self.nodes[index])
 
 
-def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step]:
+def _einsum_steps(data: EinsumSteps, node: Expr, child: Expr, namer: _Namer) -> list[Step]:
+    assert isinstance(node, Einsum)
     out_name, target = namer(node), namer(child)
-    shapes = [op.shape for op in node.operands]
-    if any(s is None for s in shapes) or ELLIPSIS in node.spec.text or node.like is not None:
-        return _generic_einsum_block(node, k, child, namer)
-    spec = node.spec
-    target_labels = list(spec.inputs[k])
-    # Display labels: the target keeps its letters; forward labels that clash get new ones.
-    taken = set(target_labels) | {label for term in spec.inputs for label in term}
-    rename: dict[str, str] = {}
-    for label in dict.fromkeys([*spec.output, *(lab for term in spec.inputs for lab in term)]):
-        rename[label] = _fresh(taken) if label in target_labels else label
-    forward_terms = [[rename[label] for label in term] for term in spec.inputs]
-    out = [rename[label] for label in spec.output]
-    summed_forward = [
-        label
-        for label in dict.fromkeys(lab for term in forward_terms for lab in term)
-        if label not in out
-    ]
     names = [namer(op) for op in node.operands]
-    steps: list[Step] = []
-
-    # 1. chain rule
-    chain = IndexTerm(
-        (
-            Factor(out_name, tuple(out), "grad"),
-            Factor(target, tuple(target_labels), "partial", out_name, tuple(out)),
-        ),
-        sums=tuple(out),
-    )
-    lhs = Factor(target, tuple(target_labels), "grad")
-    if out_name == "L":
-        # The loss itself: ∂L/∂L = 1, so the chain rule has nothing to chain yet (writing
-        # it out would only say ∂L/∂Z_ab = ∂L/∂Z_ab).
-        steps.append(
-            Step(
-                f"The loss L = einsum('{spec.text}', {', '.join(names)})",
-                (f"∂L/∂L = 1: the chain rule starts here, at the loss, with ∂L/∂{target}",),
-            )
-        )
-    else:
-        steps.append(
-            Step(
-                f"Chain rule through {out_name} = einsum('{spec.text}', {', '.join(names)})",
-                (f"{lhs.text()} = {chain.text()}",),
-                (f"{lhs.latex()} = {chain.latex()}",),
-            )
-        )
-
-    # 2. forward contraction
-    product = IndexTerm(
-        tuple(Factor(name, tuple(term)) for name, term in zip(names, forward_terms, strict=True)),
-        sums=tuple(summed_forward),
-    )
-    out_factor = Factor(out_name, tuple(out))
+    steps = [_chain_step(data, node, names, out_name, target)]
+    forward_lhs, forward = data.forward
     steps.append(
         Step(
             "The forward contraction, written out",
-            (f"{out_factor.text()} = {product.text()}",),
-            (f"{out_factor.latex()} = {product.latex()}",),
+            (f"{factor_text(forward_lhs)} = {term_text(forward)}",),
+            (f"{factor_latex(forward_lhs)} = {term_latex(forward)}",),
         )
     )
-
-    # 3. the partial derivative: δ for each position of the target's term.
-    differentiated = forward_terms[k]
-    deltas = [
-        Factor("", (d, t), "delta") for d, t in zip(differentiated, target_labels, strict=True)
-    ]
-    others = [
-        Factor(name, tuple(term))
-        for j, (name, term) in enumerate(zip(names, forward_terms, strict=True))
-        if j != k
-    ]
-    raw = IndexTerm((*deltas, *others), sums=tuple(summed_forward))
-    # Deltas over summed labels collapse those sums: substitute the target's label.
-    bind = {d: t for d, t in zip(differentiated, target_labels, strict=True) if d in summed_forward}
-    kept_deltas = [
-        Factor("", (d, t), "delta")
-        for d, t in zip(differentiated, target_labels, strict=True)
-        if d not in summed_forward
-    ]
-    substituted = [
-        Factor(f.name, tuple(bind.get(label, label) for label in f.labels)) for f in others
-    ]
-    remaining = tuple(label for label in summed_forward if label not in bind)
-    partial = IndexTerm((*kept_deltas, *substituted), sums=remaining)
-    partial_lhs = Factor(target, tuple(target_labels), "partial", out_name, tuple(out))
-    collapse_note = (
-        f"the sum over {', '.join(bind)} collapses onto {', '.join(bind[d] for d in bind)}"
-        if bind
-        else "no forward sum involves it"
-    )
-    steps.append(
-        Step(
-            f"The partial derivative: ∂{target}/∂{target} is a Kronecker delta per index",
-            (
-                f"{partial_lhs.text()} = {raw.text()}",
-                f"   = {partial.text()}   ({collapse_note})",
-            ),
-            (f"{partial_lhs.latex()} = {raw.latex()} = {partial.latex()}",),
-        )
-    )
-
-    # 4. substitute into the chain rule; the deltas collapse sums over output labels.
-    tie = {d.labels[0]: d.labels[1] for d in kept_deltas}
-    upstream = Factor(out_name, tuple(tie.get(label, label) for label in out), "grad")
-    final_others = [
-        Factor(f.name, tuple(tie.get(label, label) for label in f.labels)) for f in substituted
-    ]
-    final_sums = tuple(
-        dict.fromkeys(
-            label for label in (*out, *remaining) if label not in tie and label not in target_labels
-        )
-    )
-    final = IndexTerm((*final_others, upstream), sums=final_sums)
-    contracting = ", ".join(final_sums) if final_sums else "none"
-    tied = ", ".join(f"{d} = {t}" for d, t in tie.items())
-    lines = [f"{lhs.text()} = {final.text()}"]
-    if tie:
-        lines.insert(0, f"the deltas set {tied}: only those terms of the sum survive")
-    lines.append(f"summed (contracting) labels: {contracting}")
-    steps.append(
-        Step(
-            "Substitute: the deltas collapse the sum",
-            tuple(lines),
-            (f"{lhs.latex()} = {final.latex()}",),
-        )
-    )
-
-    # 5. the result as an einsum and in matrix notation, from the rule engine.
-    rule = backward(spec.text, k, names=names, output=out_name)
-    result_lines = [f"index form: {rule.index_form()}", f"einsum: '{rule.spec}'"]
-    if rule.broadcast:
-        result_lines.append(
-            f"broadcast along {', '.join(rule.broadcast)} (labels only {target} has)"
-        )
-    if rule.diagonal:
-        result_lines.append(
-            f"on the diagonal of {', '.join(rule.diagonal)} (labels {target} repeats)"
-        )
+    steps.append(_partial_step(data, out_name, target))
+    steps.append(_substitute_step(data))
     cotangent = ops.var("d" + out_name, node.shape)
-    derived = simplify(_vjp_of(node, k, cotangent))
-    matrix_names = {n: name for n, name in namer.names.items()}
+    derived = simplify(einsum_vjp(node, cotangent, data.wrt))
+    matrix_names = dict(namer.names)
     matrix_names[cotangent] = f"∂L/∂{out_name}"
     matrix = matrix_form(derived, matrix_names, style="math")
-    if matrix is not None:
-        result_lines.append(f"matrix form: ∂L/∂{target} = {matrix}")
-    steps.append(Step(f"Result for ∂L/∂{target}", tuple(result_lines)))
-
-    # 6. shapes
+    steps.append(_result_step(data, target, matrix))
     shape_lines = [f"∂L/∂{target} has the shape of {target}: {_shape_text(child.shape)}"]
     factors = [
         f"{name} is {_shape_text(op.shape)}" for name, op in zip(names, node.operands, strict=True)
@@ -501,10 +407,69 @@ def _einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step
     return steps
 
 
-def _vjp_of(node: Einsum, k: int, cotangent: Expr) -> Expr:
-    from einsgrad.rules.einsum import einsum_vjp
+def _chain_step(
+    data: EinsumSteps, node: Einsum, names: Sequence[str], out_name: str, target: str
+) -> Step:
+    """The chain rule over the output's labels (at the loss itself there is none yet)."""
+    call = f"einsum('{node.spec.text}', {', '.join(names)})"
+    if out_name == "L":
+        # ∂L/∂L = 1: writing the chain rule out would only say ∂L/∂Z_ab = ∂L/∂Z_ab.
+        return Step(
+            f"The loss L = {call}",
+            (f"∂L/∂L = 1: the chain rule starts here, at the loss, with ∂L/∂{target}",),
+        )
+    return Step(
+        f"Chain rule through {out_name} = {call}",
+        (f"{factor_text(data.target)} = {term_text(data.chain)}",),
+        (f"{factor_latex(data.target)} = {term_latex(data.chain)}",),
+    )
 
-    return einsum_vjp(node, cotangent, k)
+
+def _partial_step(data: EinsumSteps, out_name: str, target: str) -> Step:
+    """The partial derivative as Kronecker deltas, and the sums they collapse."""
+    lhs = Factor(target, data.target.labels, "partial", out_name, data.forward[0].labels)
+    if data.collapsed:
+        summed = ", ".join(d for d, _ in data.collapsed)
+        onto = ", ".join(t for _, t in data.collapsed)
+        note = f"the sum over {summed} collapses onto {onto}"
+    else:
+        note = "no forward sum involves it"
+    return Step(
+        f"The partial derivative: ∂{target}/∂{target} is a Kronecker delta per index",
+        (
+            f"{factor_text(lhs)} = {term_text(data.raw_partial)}",
+            f"   = {term_text(data.partial)}   ({note})",
+        ),
+        (f"{factor_latex(lhs)} = {term_latex(data.raw_partial)} = {term_latex(data.partial)}",),
+    )
+
+
+def _substitute_step(data: EinsumSteps) -> Step:
+    """The partial substituted into the chain rule: which labels the deltas tie."""
+    lines = [f"{factor_text(data.target)} = {term_text(data.result)}"]
+    if data.tied:
+        tied = ", ".join(f"{d} = {t}" for d, t in data.tied)
+        lines.insert(0, f"the deltas set {tied}: only those terms of the sum survive")
+    contracting = ", ".join(data.contracting) if data.contracting else "none"
+    lines.append(f"summed (contracting) labels: {contracting}")
+    return Step(
+        "Substitute: the deltas collapse the sum",
+        tuple(lines),
+        (f"{factor_latex(data.target)} = {term_latex(data.result)}",),
+    )
+
+
+def _result_step(data: EinsumSteps, target: str, matrix: str | None) -> Step:
+    """The rule engine's backward einsum, in index form, as a string and as a matrix formula."""
+    rule = data.rule
+    lines = [f"index form: {rule.index_form()}", f"einsum: '{rule.spec}'"]
+    if rule.broadcast:
+        lines.append(f"broadcast along {', '.join(rule.broadcast)} (labels only {target} has)")
+    if rule.diagonal:
+        lines.append(f"on the diagonal of {', '.join(rule.diagonal)} (labels {target} repeats)")
+    if matrix is not None:
+        lines.append(f"matrix form: ∂L/∂{target} = {matrix}")
+    return Step(f"Result for ∂L/∂{target}", tuple(lines))
 
 
 def _matrix_shapes(expr: Expr, names: Mapping[Expr, str], shape: Sequence[int] | None) -> str:
@@ -526,52 +491,37 @@ def _matrix_shapes(expr: Expr, names: Mapping[Expr, str], shape: Sequence[int] |
     return f"{sizes[e]}×{sizes[f]} = ({sizes[e]}×{sizes[c]}) · ({sizes[c]}×{sizes[f]})"
 
 
-def _generic_einsum_block(node: Einsum, k: int, child: Expr, namer: _Namer) -> list[Step]:
-    rule = backward(
-        node.spec.text, k, names=[namer(op) for op in node.operands], output=namer(node)
+def _rule_steps(data: RuleSteps, node: Expr, child: Expr, namer: _Namer) -> list[Step]:
+    """A rule stated by the rule engine, or its result in terms of the upstream gradient."""
+    if data.rule is not None:
+        return [Step(data.title, (str(data.rule),))]
+    names = dict(namer.names)
+    names[data.cotangent] = f"∂L/∂{namer(node)}"
+    result = simplify(data.result)
+    text = matrix_form(result, names, style="math") or to_text(
+        result, inline=True, limit=120, given=names
     )
-    return [Step(f"Through {namer(node)} = einsum('{node.spec.text}', …)", (str(rule),))]
+    return [Step(data.title, (f"∂L/∂{namer(child)} = {text}",))]
 
 
-def _rule_line(node: Map | Reduce) -> str:
-    doc: str = node.op.doc
-    for line in doc.splitlines():
-        if ";" in line and "=" in line:
-            return line.strip()
-    return doc.strip().splitlines()[0] if doc.strip() else ""
-
-
-def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Step]:
+def _elementwise_steps(
+    data: ElementwiseSteps, node: Expr, child: Expr, namer: _Namer
+) -> list[Step]:
+    assert isinstance(node, Map)
     out_name, target = namer(node), namer(child)
-    wanted = tuple(i == position for i in range(len(node.args)))
-    partial = node.op.vjp(node, Const(1.0), wanted)[position]
-    names = {n: name for n, name in namer.names.items()}
-    forward = f"{out_name} = {_expression_text(node, namer, out_name)}"
-    lines = [forward, f"rule: {_rule_line(node)}"]
+    lines = [f"{out_name} = {_expression_text(node, namer, out_name)}", f"rule: {data.rule}"]
+    partial = data.partial
     if partial is None:
         lines.append(f"{node.op.name} is piecewise constant: no gradient flows to {target}")
         return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]
-    value = _scalar_value(partial)
     upstream = f"∂L/∂{out_name}"
-    if value == 1.0:
-        applied = upstream
-    elif value is not None:
-        applied = f"{_number(value)} · {upstream}"
-    else:
-        factor = matrix_form(partial, names, style="math") or to_text(
-            partial, inline=True, limit=80
-        )
-        applied = (
-            f"{upstream} ⊙ {factor}"
-            if partial.shape not in ((), None)
-            else f"{upstream} · {factor}"
-        )
+    applied = _applied(partial, upstream, namer)
     broadcast = child.shape is not None and node.shape is not None and child.shape != node.shape
     if broadcast:
         lines.append(_summed_gradient(child, node, target, applied, upstream))
     else:
         lines.append(f"∂L/∂{target} = {applied}")
-    divisor = node.args[1] if node.op.name == "divide" and position == 0 else None
+    divisor = node.args[1] if node.op.name == "divide" and data.position == 0 else None
     count = None if divisor is None else _count_of(divisor)
     mean = None if count is None else _mean_line(node.args[0], count, out_name)
     if mean is not None:
@@ -579,6 +529,44 @@ def _map_block(node: Map, position: int, child: Expr, namer: _Namer) -> list[Ste
     if broadcast:
         lines.append(_broadcast_line(child, node, target, out_name))
     return [Step(f"Through {out_name} = {_op_title(node)}", tuple(lines))]
+
+
+def _applied(partial: Expr, upstream: str, namer: _Namer) -> str:
+    """``∂L/∂Y ⊙ ∂Y/∂X``: the upstream gradient times the rule's partial derivative."""
+    value = _scalar_value(partial)
+    if value == 1.0:
+        return upstream
+    if value is not None:
+        return f"{number_text(value)} · {upstream}"
+    names = dict(namer.names)
+    factor = matrix_form(partial, names, style="math") or to_text(
+        partial, inline=True, limit=80, given=names
+    )
+    return f"{upstream} ⊙ {factor}" if partial.shape not in ((), None) else f"{upstream} · {factor}"
+
+
+def _reduction_steps(data: ReductionSteps, node: Expr, child: Expr, namer: _Namer) -> list[Step]:
+    assert isinstance(node, Reduce)
+    out_name, target = namer(node), namer(child)
+    names = dict(namer.names)
+    partial = data.partial  # not simplified: its parts keep the names of the derivation
+    factor = matrix_form(partial, names, style="math") or to_text(
+        partial, inline=True, limit=120, given=names
+    )
+    lines = [
+        f"{out_name} = {node.op.name}({target}, axis={data.axes})",
+        f"rule: {data.rule}",
+        f"∂L/∂{target} = (∂L/∂{out_name} broadcast back over axis {data.axes}) ⊙ {factor}",
+    ]
+    return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]
+
+
+_RENDERERS: dict[type, Callable[..., list[Step]]] = {
+    EinsumSteps: _einsum_steps,
+    ElementwiseSteps: _elementwise_steps,
+    ReductionSteps: _reduction_steps,
+    RuleSteps: _rule_steps,
+}
 
 
 def _summed_gradient(child: Expr, node: Expr, target: str, applied: str, upstream: str) -> str:
@@ -673,14 +661,3 @@ def _broadcast_line(child: Expr, node: Expr, target: str, out_name: str) -> str:
     if len(node.shape) == 2 and len(child.shape) == 1:
         text += "  — in matrix form 1ᵀ·(…), a sum of the rows, as for a bias"
     return text
-
-
-def _reduce_block(node: Reduce, child: Expr, namer: _Namer) -> list[Step]:
-    out_name, target = namer(node), namer(child)
-    lines = [
-        f"{out_name} = {node.op.name}({target}, axis={node.axes})",
-        f"rule: {_rule_line(node)}",
-        f"∂L/∂{target} = (∂L/∂{out_name} broadcast back over axis {node.axes})"
-        f" ⊙ exp({target} − {out_name})",
-    ]
-    return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]

@@ -14,52 +14,51 @@ Two small renderers, used by ``explain``, ``check`` and the command line:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Literal
 
+from einsgrad.core.derivation import Factor, IndexTerm
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Size, Var
 from einsgrad.core.labels import index_label
 
-__all__ = ["Factor", "IndexTerm", "index_label", "matrix_form"]
+__all__ = [
+    "factor_latex",
+    "factor_text",
+    "matrix_form",
+    "number_text",
+    "term_latex",
+    "term_text",
+]
 
 Style = Literal["math", "numpy"]
 
 
-@dataclass(frozen=True)
-class Factor:
-    """A factor of an index term.
+# --- index terms: the writer of the derivation data in einsgrad.core.derivation ----------
 
-    ``kind`` is ``"tensor"`` (``X_bi``), ``"grad"`` (``∂L/∂Y_bk``), ``"delta"`` (``δ_kj``)
-    or ``"partial"`` (``∂Y_bk/∂W_ij``, with ``of``/``of_labels`` the numerator).
-    """
 
-    name: str
-    labels: tuple[str, ...] = ()
-    kind: Literal["tensor", "grad", "delta", "partial"] = "tensor"
-    of: str = ""
-    of_labels: tuple[str, ...] = ()
+def factor_text(factor: Factor) -> str:
+    """``X_bi``, ``∂L/∂Y_bk``, ``δ_kj`` or ``∂Y_bk/∂W_ij``."""
+    sub = index_label(factor.labels)
+    if factor.kind == "grad":
+        return f"∂L/∂{factor.name}{sub}"
+    if factor.kind == "delta":
+        return f"δ{sub}"
+    if factor.kind == "partial":
+        return f"∂{factor.of}{index_label(factor.of_labels)}/∂{factor.name}{sub}"
+    return f"{factor.name}{sub}"
 
-    def text(self) -> str:
-        sub = index_label(self.labels)
-        if self.kind == "grad":
-            return f"∂L/∂{self.name}{sub}"
-        if self.kind == "delta":
-            return f"δ{sub}"
-        if self.kind == "partial":
-            return f"∂{self.of}{index_label(self.of_labels)}/∂{self.name}{sub}"
-        return f"{self.name}{sub}"
 
-    def latex(self) -> str:
-        sub = index_label(self.labels, latex=True)
-        name = _latex_name(self.name)
-        if self.kind == "grad":
-            return f"\\frac{{\\partial L}}{{\\partial {name}{sub}}}"
-        if self.kind == "delta":
-            return f"\\delta{sub}"
-        if self.kind == "partial":
-            of = _latex_name(self.of) + index_label(self.of_labels, latex=True)
-            return f"\\frac{{\\partial {of}}}{{\\partial {name}{sub}}}"
-        return f"{name}{sub}"
+def factor_latex(factor: Factor) -> str:
+    """The factor in LaTeX math."""
+    sub = index_label(factor.labels, latex=True)
+    name = _latex_name(factor.name)
+    if factor.kind == "grad":
+        return f"\\frac{{\\partial L}}{{\\partial {name}{sub}}}"
+    if factor.kind == "delta":
+        return f"\\delta{sub}"
+    if factor.kind == "partial":
+        of = _latex_name(factor.of) + index_label(factor.of_labels, latex=True)
+        return f"\\frac{{\\partial {of}}}{{\\partial {name}{sub}}}"
+    return f"{name}{sub}"
 
 
 def _latex_name(name: str) -> str:
@@ -68,26 +67,20 @@ def _latex_name(name: str) -> str:
     return name.replace("_", "\\_")
 
 
-@dataclass(frozen=True)
-class IndexTerm:
-    """``coefficient · Σ_sums Π factors`` in index notation."""
+def term_text(term: IndexTerm) -> str:
+    """``c · Σ_k Σ_l X_ik · W_kl``."""
+    body = " · ".join(factor_text(f) for f in term.factors) or "1"
+    sums = "".join(f"Σ_{label} " for label in term.sums)
+    coefficient = f"{term.coefficient} · " if term.coefficient else ""
+    return f"{coefficient}{sums}{body}"
 
-    factors: tuple[Factor, ...]
-    sums: tuple[str, ...] = ()
-    coefficient: str = ""
-    notes: tuple[str, ...] = field(default=())
 
-    def text(self) -> str:
-        body = " · ".join(f.text() for f in self.factors) or "1"
-        sums = "".join(f"Σ_{label} " for label in self.sums)
-        coefficient = f"{self.coefficient} · " if self.coefficient else ""
-        return f"{coefficient}{sums}{body}"
-
-    def latex(self) -> str:
-        body = " ".join(f.latex() for f in self.factors) or "1"
-        sums = "".join(f"\\sum_{{{label}}} " for label in self.sums)
-        coefficient = f"{self.coefficient} \\cdot " if self.coefficient else ""
-        return f"{coefficient}{sums}{body}"
+def term_latex(term: IndexTerm) -> str:
+    """The term in LaTeX math, with explicit sums."""
+    body = " ".join(factor_latex(f) for f in term.factors) or "1"
+    sums = "".join(f"\\sum_{{{label}}} " for label in term.sums)
+    coefficient = f"{term.coefficient} \\cdot " if term.coefficient else ""
+    return f"{coefficient}{sums}{body}"
 
 
 # --- matrix notation -----------------------------------------------------------------------
@@ -120,7 +113,7 @@ def _matrix(expr: Expr, names: dict[Expr, str], style: Style) -> tuple[str | Non
         return expr.name, _ATOM
     if isinstance(expr, Const):
         if expr.is_scalar:
-            return _number(expr.value), _ATOM
+            return number_text(expr.value), _ATOM
         return None, 0
     if isinstance(expr, Size):
         return None, 0
@@ -131,7 +124,7 @@ def _matrix(expr: Expr, names: dict[Expr, str], style: Style) -> tuple[str | Non
     return None, 0
 
 
-def _number(value: complex) -> str:
+def number_text(value: complex) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, float):
@@ -186,7 +179,7 @@ def _matrix_einsum(
     pairs: list[tuple[tuple[str, ...], Expr]] = []
     for term, operand in zip(spec.inputs, expr.operands, strict=True):
         if not term and isinstance(operand, Const) and operand.is_scalar:
-            scalars.append(_number(operand.value))
+            scalars.append(number_text(operand.value))
         else:
             pairs.append((term, operand))
     output = spec.output
