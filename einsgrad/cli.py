@@ -12,8 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from einsgrad import __version__
+from einsgrad import __version__, demo
 from einsgrad.core.errors import EinsgradError
+from einsgrad.core.spec import parse_spec
+from einsgrad.graph.ops import einsum, var
+from einsgrad.passes.calculus import vjp
+from einsgrad.passes.simplify import simplify
+from einsgrad.rules.einsum import backward
+from einsgrad.teach.check import check
+from einsgrad.teach.explain import explain
+from einsgrad.teach.notation import matrix_form
 
 # What a shell reports for a command stopped by SIGINT or SIGPIPE (128 + the signal).
 _INTERRUPTED = 130
@@ -49,11 +57,6 @@ def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
 
 
 def _grad(args: argparse.Namespace) -> int:
-    from einsgrad.core.spec import parse_spec
-    from einsgrad.graph.ops import einsum, var
-    from einsgrad.passes.simplify import simplify
-    from einsgrad.rules.einsum import backward
-    from einsgrad.teach.notation import matrix_form
 
     spec = parse_spec(args.spec)
     count = len(spec.inputs)
@@ -83,7 +86,6 @@ def _grad(args: argparse.Namespace) -> int:
             try:
                 forward = einsum(args.spec, *variables)
                 cotangent = var("d" + rule.output_name, forward.shape)
-                from einsgrad.passes.calculus import vjp
 
                 derived = vjp(forward, variables[k], cotangent)
                 form = matrix_form(simplify(derived), {cotangent: cotangent.name})  # type: ignore[arg-type]
@@ -95,7 +97,6 @@ def _grad(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from einsgrad.teach.explain import explain
 
     derivation = explain(args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(getattr(derivation, args.format))
@@ -103,7 +104,6 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from einsgrad.teach.check import check
 
     verdict = check(args.formula, args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(verdict)
@@ -111,9 +111,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from einsgrad.demo import main as demo
 
-    return demo()
+    return demo.main()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,10 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--wrt", required=True, help="the variable the formula is the gradient for")
     check.add_argument("--shapes", required=True, help="variable shapes, e.g. X=5x3,W=3x4")
     check.set_defaults(run=_check)
-    demo = commands.add_parser(
+    demo_parser = commands.add_parser(
         "demo", help="derive and check the linear-layer gradients of the seed notes"
     )
-    demo.set_defaults(run=_demo)
+    demo_parser.set_defaults(run=_demo)
     return parser
 
 

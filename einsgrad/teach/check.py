@@ -29,6 +29,7 @@ from einsgrad.core.ir import Einsum, Expr, Var, toposort
 from einsgrad.core.spec import ELLIPSIS
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
+from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.equivalence import equivalent
@@ -291,7 +292,5 @@ def _layout_of(expr: Expr, weight: Var) -> str | None:
 
 def _substitute(expr: Expr, old: Var, new: Expr) -> Expr:
     """``expr`` with the variable ``old`` replaced by ``new``, simplified."""
-    from einsgrad.graph.rewrite import rebuild
-
     (result,) = rebuild([expr], replace={old: new})
     return simplify(result)
