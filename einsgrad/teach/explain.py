@@ -226,15 +226,24 @@ def explain(
                 ),
             )
         )
-    incoming: dict[Expr, int] = {}
-    for node in order:
-        for child in node.children:
-            if child in depends:
-                incoming[child] = incoming.get(child, 0) + 1
+    steps.extend(_blocks(order, depends, namer))
+    result = _gradient(loss, variable, top, namer)
+    # Name the intermediate values up front, so the blocks read top-down.
+    steps[1 if not scalar else 0 : 1 if not scalar else 0] = _definitions(namer)
+    summary = _summary(result, variable, namer)
+    steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
+    return Derivation(tuple(steps), result, variable.name, summary)
+
+
+def _blocks(order: Sequence[Expr], depends: set[Expr], namer: _Namer) -> list[Step]:
+    """The blocks from the loss down to the variable: one per node and argument on a path,
+    and a note where a value is used more than once (its gradient is the sum)."""
+    incoming = Counter(child for node in order for child in node.children if child in depends)
+    steps: list[Step] = []
     for node in reversed(order):
         if node not in depends or isinstance(node, Var):
             continue
-        if incoming.get(node, 0) > 1:
+        if incoming[node] > 1:
             steps.append(
                 Step(
                     f"{namer(node)} is used {incoming[node]} times",
@@ -245,24 +254,23 @@ def explain(
                 )
             )
         for position, child in enumerate(node.children):
-            if child not in depends:
-                continue
-            steps.extend(_block(node, position, child, namer))
-    if scalar:
+            if child in depends:
+                steps.extend(_block(node, position, child, namer))
+    return steps
+
+
+def _gradient(loss: Expr, variable: Var, top: str, namer: _Namer) -> Expr:
+    """∂L/∂variable, simplified: the gradient of a scalar loss, or the vjp of the upstream
+    gradient ∂L/∂top of a non-scalar one."""
+    result: Expr | tuple[Expr, ...]
+    if loss.shape == ():
         result = grad(loss, variable)
-        assert isinstance(result, Expr)
     else:
         cotangent = ops.var("d" + top, loss.shape)
         namer.names[cotangent] = f"∂L/∂{top}"
-        found = vjp(loss, variable, cotangent)
-        assert isinstance(found, Expr)
-        result = found
-    result = simplify(result)
-    # Name the intermediate values up front, so the blocks read top-down.
-    steps[1 if not scalar else 0 : 1 if not scalar else 0] = _definitions(namer)
-    summary = _summary(result, variable, namer)
-    steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
-    return Derivation(tuple(steps), result, variable.name, summary)
+        result = vjp(loss, variable, cotangent)
+    assert isinstance(result, Expr)
+    return simplify(result)
 
 
 def _fold_transposes(loss: Expr) -> Expr:
