@@ -31,6 +31,7 @@ from oracles import assert_close, autograd_gradients, finite_difference
 
 import einsgrad as eg
 from einsgrad import Derivation, Step
+from einsgrad.core.spec import parse_spec
 
 REPRODUCIBLE = settings(
     derandomize=True,
@@ -785,3 +786,44 @@ def test_explain_random_expressions(case: tuple[Case, bool, str]) -> None:
         inputs = {k: v for k, v in arrays.items() if k != "dY"}
         (reference,) = autograd_gradients(lambda **e: anp.sum(cotangent * m.fn(e)), inputs, [wrt])
     assert_close(value(d, arrays), reference, f"∂L/∂{wrt} of {m.text}", rtol=1e-6, atol=1e-8)
+
+
+# --- the final formula is in matrix notation, also for a broadcast result -------------------
+
+# Each case: (einsum spec, operand shape, output shape, the formula written by hand, and the
+# same formula in numpy, from which the einsum's value is checked: the text cannot be right
+# about a formula that computes something else).
+BROADCAST_FORMS = [
+    ("cb->ab", (5, 3), (4, 3), "1·1ᵀ·X", lambda X: np.ones((4, 5)) @ X),
+    ("bc->ab", (3, 5), (4, 3), "1·1ᵀ·Xᵀ", lambda X: np.ones((4, 5)) @ X.T),
+    ("ac->ab", (4, 5), (4, 3), "X·1·1ᵀ", lambda X: X @ np.ones((5, 3))),
+    ("ca->ab", (5, 4), (4, 3), "Xᵀ·1·1ᵀ", lambda X: X.T @ np.ones((5, 3))),
+    ("b->ab", (3,), (4, 3), "1·Xᵀ", lambda X: np.outer(np.ones(4), X)),
+    ("a->ab", (4,), (4, 3), "X·1ᵀ", lambda X: np.outer(X, np.ones(3))),
+    ("cd->ab", (5, 2), (4, 3), "(1ᵀ·X·1)·1·1ᵀ", lambda X: X.sum() * np.ones((4, 3))),
+    ("c->a", (5,), (4,), "(1ᵀ·X)·1", lambda X: X.sum() * np.ones(4)),
+]
+
+
+@pytest.mark.parametrize("case", BROADCAST_FORMS, ids=lambda case: case[0])
+def test_broadcast_einsums_have_a_matrix_form(case: Any) -> None:
+    spec, shape, out_shape, formula, numpy_formula = case
+    X = eg.var("X", shape)
+    # numpy's einsum has no broadcast output labels; the generalized dialect does.
+    broadcast = eg.Einsum(parse_spec(spec, generalized=True), [X], out_shape, out_shape)
+    assert broadcast.to_matrix() == formula
+    x = np.random.default_rng(3).normal(size=shape)
+    np.testing.assert_allclose(broadcast(X=x), numpy_formula(x), rtol=1e-12)
+
+
+def test_a_mean_of_a_transposed_layer_ends_in_a_matrix_formula_with_its_einsum() -> None:
+    X, W, b = eg.var("X", (5, 3)), eg.var("W", (4, 3)), eg.var("b", (4,))
+    d = eg.explain(eg.mean(X @ W.T + b), W)
+    # ∂/∂W_kj of (1/20) Σ_ik (Σ_j X_ij W_kj + b_k) is (1/20) Σ_i X_ij: 1/20 · 1·1ᵀ·X.
+    assert d.summary == "∂L/∂W = 1/20 · 1·1ᵀ·X"
+    final = d.steps[-1].text
+    assert final[0] == d.summary and final[1].startswith("as one einsum: einsum(")
+    x = np.random.default_rng(4).normal(size=(5, 3))
+    want = np.ones((4, 5)) @ x / 20
+    got = d.result(X=x, W=np.zeros((4, 3)), b=np.zeros(4))
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -231,7 +231,12 @@ def explain(
     # Name the intermediate values up front, so the blocks read top-down.
     steps[1 if not scalar else 0 : 1 if not scalar else 0] = _definitions(namer)
     summary = _summary(result, variable, namer)
-    steps.append(Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", (summary,)))
+    final = [summary]
+    if isinstance(result, Einsum) and summary != f"∂L/∂{variable.name} = {to_text(result)}":
+        final.append(f"as one einsum: {to_text(result, inline=True, limit=200, given=namer.names)}")
+    steps.append(
+        Step(f"So ∂L/∂{variable.name} (shape {_shape_text(variable.shape)})", tuple(final))
+    )
     return Derivation(tuple(steps), result, variable.name, summary)
 
 

@@ -173,7 +173,11 @@ def _matrix_einsum(
     expr: Einsum, names: dict[Expr, str], style: Style, sym: Mapping[str, str]
 ) -> tuple[str | None, int]:
     spec = expr.spec
-    if "..." in spec.text or expr.like is not None:
+    if (
+        "..." in spec.text
+        or isinstance(expr.like, Expr)
+        or len(set(spec.output)) != len(spec.output)
+    ):
         return None, 0
     scalars: list[str] = []
     pairs: list[tuple[tuple[str, ...], Expr]] = []
@@ -190,7 +194,10 @@ def _matrix_einsum(
         return None, 0
     texts = [(text or "", own) for text, own in rendered]
     body: str | None
-    if len(pairs) == 1:
+    carried = {label for term, _ in pairs for label in term}
+    if any(label not in carried for label in output):
+        body = _broadcast(pairs, texts, output, sym) if len(pairs) == 1 else None
+    elif len(pairs) == 1:
         body = _single(pairs[0][0], texts[0], output, sym)
     else:
         body = _pair(pairs, texts, output, sym)
@@ -231,6 +238,47 @@ def _single(
     if not output:
         return f"sum({text[0]})"
     return None
+
+
+def _broadcast(
+    pairs: list[tuple[tuple[str, ...], Expr]],
+    texts: list[tuple[str, int]],
+    output: tuple[str, ...],
+    sym: Mapping[str, str],
+) -> str | None:
+    """A one-operand einsum whose output has labels the operand lacks: the operand's part
+    (summed where the output drops its labels) times vectors of ones for the new labels.
+
+    ``einsum('cb->ab', X)`` is ``1·1ᵀ·X`` (every row the column sums of X); vectors are
+    columns, so a sum ``1ᵀ·X`` is a row and ``X·1`` a column. Math style only: numpy
+    would say ``np.broadcast_to``, which is no matrix formula.
+    """
+    if not sym["ones_left"] or len(output) > 2:
+        return None
+    ((term, _),) = pairs
+    core = tuple(label for label in output if label in term)
+    if len(term) > 2 or len(core) > 1:
+        return None
+    if not core:  # a number (the operand summed whole) spread over the output
+        summed = _single(term, texts[0], (), sym)
+        ones = {0: "", 1: "·1", 2: "·1·1ᵀ"}[len(output)]
+        return None if summed is None else f"({summed}){ones}" if len(term) else None
+    (label,) = core
+    row = output.index(label) == len(output) - 1  # the part varies along the last axis
+    part = _oriented(term, texts[0], label, row, sym)
+    return f"1·{part}" if row else f"{part}·1ᵀ"
+
+
+def _oriented(
+    term: tuple[str, ...], text: tuple[str, int], label: str, row: bool, sym: Mapping[str, str]
+) -> str:
+    """The operand summed onto ``label``, as a row (``1ᵀ·M``) or a column (``M·1``)."""
+    operand = _wrap(text[0], text[1], _ATOM)
+    if len(term) == 1:  # a vector as it is: a column, or its transpose for a row
+        return f"{operand}ᵀ" if row else operand
+    along_rows = term[1] == label  # label indexes M's columns
+    matrix = operand if along_rows == row else _transposed(text, sym)
+    return f"1ᵀ·{matrix}" if row else f"{matrix}·1"
 
 
 def _pair(
