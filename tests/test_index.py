@@ -371,7 +371,11 @@ def test_numpy_style_matrix_form_runs_in_numpy(build: Any) -> None:
 def test_no_matrix_form() -> None:
     t = eg.var("T", (2, 2, 2))
     assert eg.einsum("ijk->", t).to_matrix() is None
-    assert eg.parse("Y[b,j] = X[b,i] * W[i,j] + c[j]", shapes=SHAPES).to_matrix() is None
+    # The bias is broadcast over b: in matrix notation a column of ones times cᵀ; numpy
+    # has no matrix formula for that (np.broadcast_to is no product).
+    layer = eg.parse("Y[b,j] = X[b,i] * W[i,j] + c[j]", shapes=SHAPES)
+    assert layer.to_matrix() == "X·W + 1·cᵀ"
+    assert layer.to_matrix(style="numpy") is None
 
 
 # --- hypothesis: random index equations ------------------------------------------------------
