@@ -51,11 +51,8 @@ from einsgrad.passes.equivalence import Equivalence, equivalent
 from einsgrad.passes.evaluate import evaluate
 from einsgrad.passes.simplify import simplify
 
-# The rule table's rows: importing these modules registers every built-in node kind.
-from einsgrad.rules import einsum as _einsum_rules  # noqa: F401
+# Importing the rules package registers every built-in node kind's row of the rule table.
 from einsgrad.rules import elementwise as primitives
-from einsgrad.rules import leaves as _leaf_rules  # noqa: F401
-from einsgrad.rules import reductions as _reduction_rules  # noqa: F401
 from einsgrad.rules.einsum import BackwardRule, backward
 from einsgrad.rules.elementwise import *  # noqa: F403 - the elementwise functions: exp, log, relu, ...
 from einsgrad.rules.reductions import log_softmax, logsumexp, softmax
