@@ -19,7 +19,13 @@ are independent.
 A second property differentiates random matrix chains in which one variable is used by
 two operands (possibly transposed), where the gradient is the sum over both uses.
 
-Both properties are derandomized, so CI runs the same examples every time.
+A third property checks ``resolve`` alone against ``np.einsum``'s shapes: random plain
+specs with shapes that mostly fit, some changed to a wrong size, rank or operand count.
+Where numpy accepts, ``resolve`` gives numpy's result shape; where numpy rejects,
+``resolve`` raises a ShapeError. The cases where the two are known to decide differently
+are listed in ``_known_difference`` and left out of the comparison.
+
+All properties are derandomized, so CI runs the same examples every time.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, composite
@@ -47,6 +54,7 @@ from oracles import (
 )
 
 import einsgrad as eg
+from einsgrad.core.spec import parse_spec, resolve
 
 ALPHABET = "abcde"
 # Reproducible in CI: derandomized (a fixed seed per test) and no example database.
@@ -263,3 +271,168 @@ def test_variable_used_twice_in_a_chain(case: SharedChain) -> None:
     for v in range(len(values)):
         got = autograd_shared_grad(case.spec, values, case.uses, cotangent, v)
         assert_close(got, expected[v], f"autograd, {names[v]}")
+
+
+# --- resolve's shapes against numpy's -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    spec: str
+    shapes: tuple[Shape, ...]
+
+
+#: Labels for the shape cases: a capital too, which sorts first in an implicit output.
+SHAPE_ALPHABET = "abcdE"
+
+
+def _mutated(draw: DrawFn, shapes: list[list[int]]) -> list[list[int]]:
+    """``shapes``, perhaps with one size changed, an axis added or dropped, or an operand."""
+    how = draw(st.sampled_from(["none", "none", "size", "size", "rank", "count"]))
+    if how == "size" and any(shapes):
+        k = draw(st.sampled_from([k for k, shape in enumerate(shapes) if shape]))
+        axis = draw(st.integers(0, len(shapes[k]) - 1))
+        shapes[k][axis] = draw(st.integers(0, 4))
+    elif how == "rank":
+        k = draw(st.integers(0, len(shapes) - 1))
+        if shapes[k] and draw(st.booleans()):
+            shapes[k].pop(draw(st.integers(0, len(shapes[k]) - 1)))
+        else:
+            shapes[k].insert(draw(st.integers(0, len(shapes[k]))), draw(st.integers(1, 3)))
+    elif how == "count":
+        if len(shapes) > 1 and draw(st.booleans()):
+            shapes.pop()
+        else:
+            shapes.append([])
+    return shapes
+
+
+@composite
+def shape_cases(draw: DrawFn) -> ShapeCase:
+    """A plain einsum spec numpy accepts, and shapes that mostly fit it.
+
+    Sizes run from 0 to 3, with size-1 axes broadcast against larger ones, repeated labels,
+    scalar operands, ``...`` over up to two broadcast axes, and implicit or explicit outputs
+    (which may leave out an input's ``...``). A third of the cases then get a changed size,
+    rank or operand count, which numpy may or may not still accept.
+    """
+    sizes = {label: draw(st.integers(0, 3)) for label in SHAPE_ALPHABET}
+    batch = draw(st.lists(st.integers(0, 3), max_size=2))
+    use_ellipsis = draw(st.sampled_from([True, False, True]))
+    terms: list[str] = []
+    shapes: list[list[int]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        count = draw(st.sampled_from([2, 1, 3, 0]))
+        labels = draw(st.lists(st.sampled_from(SHAPE_ALPHABET), min_size=count, max_size=count))
+        local = {label: _size_one_sometimes(draw, sizes[label]) for label in dict.fromkeys(labels)}
+        term = "".join(labels)
+        shape = [local[label] for label in labels]
+        if use_ellipsis and draw(st.sampled_from([True, False, True])):
+            rank = draw(st.integers(0, len(batch)))
+            dims = [_size_one_sometimes(draw, n) for n in batch[len(batch) - rank :]]
+            at = draw(st.integers(0, len(labels)))
+            term = term[:at] + ELLIPSIS + term[at:]
+            shape = shape[:at] + dims + shape[at:]
+        terms.append(term)
+        shapes.append(shape)
+    spec = ",".join(terms)
+    if draw(st.sampled_from(["explicit", "implicit", "explicit"])) == "explicit":
+        present = sorted({label for term in terms for label in term if label != "."})
+        chosen = draw(st.permutations(present))[: draw(st.integers(0, len(present)))]
+        output = "".join(chosen)
+        if ELLIPSIS in spec and draw(st.integers(0, 3)):
+            at = draw(st.integers(0, len(output)))
+            output = output[:at] + ELLIPSIS + output[at:]
+        spec += "->" + output
+    return ShapeCase(spec, tuple(tuple(shape) for shape in _mutated(draw, shapes)))
+
+
+def _repeated_label_sizes(term: list[str] | tuple[str, ...], shape: Shape) -> list[list[int]]:
+    """The sizes of each label an operand repeats, in axis order ([] if the rank is wrong)."""
+    explicit = len(term) - term.count(ELLIPSIS)
+    if len(shape) < explicit or (ELLIPSIS not in term and len(shape) != explicit):
+        return []
+    by_label: dict[str, list[int]] = {}
+    for label, size in explicit_sizes(tuple(term), shape):
+        by_label.setdefault(label, []).append(size)
+    return [sizes for sizes in by_label.values() if len(sizes) > 1]
+
+
+def _known_difference(case: ShapeCase) -> str | None:
+    """The known difference from numpy that ``case`` may hit, or ``None``.
+
+    Each entry is a case numpy and einsgrad are known to decide differently; on every
+    other case they must agree. The checks are conservative: a case that only might hit a
+    difference is left out of the comparison too.
+
+    * **'...' summed**: an explicit output without ``...`` while an input's ``...`` covers
+      at least one axis. numpy rejects it ("output has more dimensions than subscripts
+      given"); einsgrad sums those axes, which is what the generalized dialect (whose
+      backward einsums sum the broadcast axes of an operand without ``...``) needs, and
+      ``resolve`` does not tell the dialects apart.
+    * **numpy's size-0 diagonal**: one operand repeating a label whose first axis has size
+      0 while a later one does not. numpy's single-operand path takes a size-0 axis for
+      "not yet known" and accepts ``np.einsum('ii->i', np.zeros((0, 3)))`` as shape (3,);
+      einsgrad rejects it, as numpy itself does with two operands or any summed label.
+    """
+    inputs, output = parse_terms(case.spec)
+    if len(inputs) != len(case.shapes):
+        return None
+    if "->" in case.spec and ELLIPSIS not in output:
+        for term, shape in zip(inputs, case.shapes, strict=True):
+            if ELLIPSIS in term and len(shape) > len(term) - 1:
+                return "'...' summed"
+    if len(inputs) == 1:
+        for sizes in _repeated_label_sizes(inputs[0], case.shapes[0]):
+            if sizes[0] == 0 and any(sizes):
+                return "numpy's size-0 diagonal"
+    return None
+
+
+@settings(REPRODUCIBLE, max_examples=200, deadline=None)
+@given(shape_cases())
+def test_resolve_agrees_with_numpy_on_shapes(case: ShapeCase) -> None:
+    """``resolve`` accepts exactly the shapes ``np.einsum`` does, with numpy's result shape."""
+    note(f"np.einsum({case.spec!r}) with shapes {case.shapes}")
+    spec = parse_spec(case.spec)
+    try:
+        expected: Shape | None = np.einsum(case.spec, *[np.zeros(s) for s in case.shapes]).shape
+    except ValueError as error:
+        note(f"numpy rejects: {error}")
+        expected = None
+    try:
+        got: Shape | None = resolve(spec, case.shapes).shape
+    except eg.EinsgradError as error:
+        note(f"einsgrad rejects: {error}")
+        assert isinstance(error, eg.ShapeError), f"{type(error).__name__}, not a ShapeError"
+        got = None
+    known = _known_difference(case)
+    event(f"known difference: {known}" if known else "compared")
+    event("numpy rejects" if expected is None else "numpy accepts")
+    if known is None:
+        assert got == expected, f"einsgrad gives {got}, numpy {expected}"
+
+
+@pytest.mark.parametrize(
+    ("case", "difference"),
+    [
+        (ShapeCase("...ij->ij", ((1, 2, 3),)), "'...' summed"),
+        (ShapeCase("a...,b->ab", ((2, 3), (4,))), "'...' summed"),
+        (ShapeCase("ii->i", ((0, 3),)), "numpy's size-0 diagonal"),
+        (ShapeCase("iij->ji", ((0, 2, 5),)), "numpy's size-0 diagonal"),
+    ],
+)
+def test_known_differences_from_numpy_are_real(case: ShapeCase, difference: str) -> None:
+    """Each listed difference still holds: when one goes away, take it off the list."""
+    assert _known_difference(case) == difference
+    try:
+        np.einsum(case.spec, *[np.zeros(s) for s in case.shapes])
+        numpy_accepts = True
+    except ValueError:
+        numpy_accepts = False
+    try:
+        resolve(parse_spec(case.spec), case.shapes)
+        einsgrad_accepts = True
+    except eg.ShapeError:
+        einsgrad_accepts = False
+    assert numpy_accepts != einsgrad_accepts

@@ -123,6 +123,34 @@ def parse_spec(source: str, *, generalized: bool = False) -> Spec:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_spec(source: str, generalized: bool) -> Spec:
+    """Parse ``source``; the cached core of :func:`parse_spec`.
+
+    The checks run in this order, which fixes which error a spec with several gets: the
+    arrow, then the input terms from left to right, then the output.
+    """
+    arrow = _find_arrow(source)
+    lhs_end = len(source) if arrow < 0 else arrow
+    inputs = _input_terms(source, lhs_end)
+    if arrow < 0:
+        output = _implicit_output(inputs)
+    else:
+        comma = source.find(",", arrow + 2)
+        if comma >= 0:
+            raise SpecError(
+                caret_message(f"einsum spec {source!r}: the output is a single term", source, comma)
+            )
+        output, columns = _tokenize(source, arrow + 2, len(source))
+        if not generalized:
+            _check_numpy_output(source, inputs, output, columns)
+    return Spec(inputs=inputs, output=output, generalized=generalized)
+
+
+def _find_arrow(source: str) -> int:
+    """The column of the one ``->``, or -1 when the output is implicit.
+
+    Decides that ``->`` occurs at most once and that no ``-`` or ``>`` stands outside
+    it, so the caret points at the stray character rather than at a label after it.
+    """
     arrow = source.find("->")
     if arrow >= 0 and "->" in source[arrow + 2 :]:
         second = source.index("->", arrow + 2)
@@ -138,7 +166,11 @@ def _parse_spec(source: str, generalized: bool) -> Spec:
                     f"einsum spec {source!r}: stray {char!r} (the arrow is '->')", source, i
                 )
             )
-    lhs_end = len(source) if arrow < 0 else arrow
+    return arrow
+
+
+def _input_terms(source: str, lhs_end: int) -> tuple[Term, ...]:
+    """The comma-separated input terms of ``source[:lhs_end]``, each tokenized."""
     inputs: list[Term] = []
     start = 0
     while True:
@@ -148,27 +180,28 @@ def _parse_spec(source: str, generalized: bool) -> Spec:
         if comma < 0:
             break
         start = comma + 1
-    if arrow < 0:
-        if "," in source[lhs_end:]:
-            raise SpecError(caret_message(f"einsum spec {source!r}: stray ','", source, lhs_end))
-        implicit = find_output_str("".join(t for term in inputs for t in term if t != ELLIPSIS))
-        has_ellipsis = any(ELLIPSIS in t for t in inputs)
-        output: Term = ((ELLIPSIS,) if has_ellipsis else ()) + tuple(implicit)
-    else:
-        comma = source.find(",", arrow + 2)
-        if comma >= 0:
-            raise SpecError(
-                caret_message(f"einsum spec {source!r}: the output is a single term", source, comma)
-            )
-        output, columns = _tokenize(source, arrow + 2, len(source))
-        if not generalized:
-            _check_numpy_output(source, tuple(inputs), output, columns)
-    return Spec(inputs=tuple(inputs), output=output, generalized=generalized)
+    return tuple(inputs)
+
+
+def _implicit_output(inputs: tuple[Term, ...]) -> Term:
+    """The output numpy gives a spec without ``->``.
+
+    That is ``...`` when an input has one, then the labels occurring exactly once, in
+    sorted order, capitals first (opt_einsum's rule, which is numpy's).
+    """
+    implicit = find_output_str("".join(t for term in inputs for t in term if t != ELLIPSIS))
+    has_ellipsis = any(ELLIPSIS in t for t in inputs)
+    return ((ELLIPSIS,) if has_ellipsis else ()) + tuple(implicit)
 
 
 def _check_numpy_output(
     source: str, inputs: tuple[Term, ...], output: Term, columns: list[int]
 ) -> None:
+    """Reject an explicit output numpy einsum cannot compute (the generalized dialect can).
+
+    Every output label, and the output's ``...``, must occur in some input, and no label
+    may repeat; the caret goes under the first output token that breaks a rule.
+    """
     known = {label for term in inputs for label in term}
     seen: set[str] = set()
     for token, column in zip(output, columns, strict=True):
@@ -270,13 +303,45 @@ class _Mismatch(Exception):
 
 @functools.lru_cache(maxsize=8192)
 def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resolved:
+    """Resolve one spec against concrete shapes; the cached core of :func:`resolve`.
+
+    The steps run in this order, and the order is part of the behaviour: every operand's
+    rank is checked before any size, and an operand's own repeated labels before its
+    sizes are compared with other operands'. Integer labels are handed out inputs
+    first, operand by operand, then the output.
+    """
+    ellipsis_ranks = _ellipsis_ranks(spec, shapes)
+    broadcast_rank = max(ellipsis_ranks, default=0)
+    keyed = [
+        _expand(term, rank, broadcast_rank)
+        for term, rank in zip(spec.inputs, ellipsis_ranks, strict=True)
+    ]
+    size_of = _label_sizes(keyed, shapes)
+    labels = _Labels()
+    inputs = _label_inputs(keyed, shapes, size_of, labels)
+    if like is None:
+        output = _label_output(spec.output, broadcast_rank, size_of, labels)
+    else:
+        out_keys = _output_keys(spec.output, like, broadcast_rank)
+        output = _label_output_like(out_keys, like, size_of, labels)
+    return Resolved(inputs, output, tuple(labels.sizes))
+
+
+def _ellipsis_ranks(spec: Spec, shapes: tuple[Shape, ...]) -> list[int]:
+    """How many axes each operand's ``...`` stands for (0 for a term without one).
+
+    Decides that there is one shape per input term, and that each shape's rank fits its
+    term: exactly the number of labels, or at least that many when the term has a
+    ``...``, which takes up the rest. All ranks are checked before any size, so a rank
+    error is reported as such rather than as a confusing size clash.
+    """
     if len(shapes) != len(spec.inputs):
         raise _Mismatch(
             f"the spec has {len(spec.inputs)} input terms but {len(shapes)} operands were given"
         )
-    ellipsis_ranks: list[int] = []
+    ranks: list[int] = []
     for k, (term, shape) in enumerate(zip(spec.inputs, shapes, strict=True)):
-        explicit = sum(1 for t in term if t != ELLIPSIS)
+        explicit = len(term) - term.count(ELLIPSIS)
         if ELLIPSIS in term:
             if len(shape) < explicit:
                 raise _Mismatch(
@@ -284,36 +349,51 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
                     f"{''.join(term)!r} needs at least {explicit} axes",
                     k,
                 )
-            ellipsis_ranks.append(len(shape) - explicit)
-        elif len(shape) != explicit:
-            raise _Mismatch(
-                f"{{0}} has shape {shape} (rank {len(shape)}) but its term "
-                f"{''.join(term)!r} has {explicit} labels",
-                k,
-            )
-    broadcast_rank = max(ellipsis_ranks, default=0)
+            ranks.append(len(shape) - explicit)
+        else:
+            if len(shape) != explicit:
+                raise _Mismatch(
+                    f"{{0}} has shape {shape} (rank {len(shape)}) but its term "
+                    f"{''.join(term)!r} has {explicit} labels",
+                    k,
+                )
+            ranks.append(0)
+    return ranks
 
-    def expand(term: Term, rank: int) -> list[str]:
-        out: list[str] = []
-        for t in term:
-            if t == ELLIPSIS:
-                out.extend(f"…{p}" for p in range(broadcast_rank - rank, broadcast_rank))
-            else:
-                out.append(t)
-        return out
 
-    keyed_inputs: list[list[str]] = []
-    rank_iter = iter(ellipsis_ranks)
-    for term in spec.inputs:
-        keyed_inputs.append(expand(term, next(rank_iter) if ELLIPSIS in term else 0))
+def _expand(term: Term, rank: int, broadcast_rank: int) -> list[str]:
+    """The term's keys, one per axis, with its ``...`` spelled out as ``rank`` keys.
 
-    # The size of each key: all occurrences agree, or are 1 (numpy broadcasting).
+    The ``...`` axes of all operands are broadcast together aligned on the right, as
+    numpy does, so axis ``p`` of the common ``broadcast_rank`` axes gets the key ``…p``
+    and an operand whose ``...`` covers fewer axes takes the last ``rank`` of them. The
+    ``…`` cannot clash with a label, which is a single ASCII letter.
+    """
+    if ELLIPSIS not in term:
+        return list(term)
+    out: list[str] = []
+    for t in term:
+        if t == ELLIPSIS:
+            out.extend(f"…{p}" for p in range(broadcast_rank - rank, broadcast_rank))
+        else:
+            out.append(t)
+    return out
+
+
+def _label_sizes(keyed: list[list[str]], shapes: tuple[Shape, ...]) -> dict[str, int]:
+    """The size of each key over all operands, with numpy's size-1 broadcasting.
+
+    All axes of a key must agree in size, or be 1; the key's size is then the larger
+    one. Each operand's own repeats are checked first: a clash there is a bad diagonal
+    of that operand, not two operands disagreeing (which would name it twice). A clash
+    between operands names the operand where it shows and the first operand that gave
+    the key its current size.
+    """
     size_of: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}
-    for k, (keys, shape) in enumerate(zip(keyed_inputs, shapes, strict=True)):
-        # Within one operand first: a clash there is a bad diagonal, not two operands
-        # disagreeing (which would name the same operand twice).
-        _check_repeats(keys, shape, k)
+    for k, (keys, shape) in enumerate(zip(keyed, shapes, strict=True)):
+        if len(set(keys)) != len(keys):
+            _check_repeats(keys, shape, k)
         for key, size in zip(keys, shape, strict=True):
             if key in size_of and size_of[key] != size and 1 not in (size, size_of[key]):
                 other, other_size = first_seen[key]
@@ -321,68 +401,125 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
             if key not in size_of or size_of[key] == 1:
                 size_of[key] = size
                 first_seen[key] = (k, size)
+    return size_of
 
-    ids: dict[str, int] = {}
-    sizes: list[int] = []
 
-    def label(key: str, size: int) -> int:
+class _Labels:
+    """Hands out the integer labels of a :class:`Resolved` and records their sizes.
+
+    A key keeps one label however often it is asked for; :meth:`fresh` makes a label no
+    key has, for an axis that must not be identified with any other.
+    """
+
+    __slots__ = ("ids", "sizes")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.sizes: list[int] = []
+
+    def label(self, key: str, size: int) -> int:
+        """The label of ``key``, made with ``size`` the first time it is asked for."""
+        ids = self.ids
         if key not in ids:
-            ids[key] = len(sizes)
-            sizes.append(size)
+            ids[key] = len(self.sizes)
+            self.sizes.append(size)
         return ids[key]
 
-    def fresh(size: int) -> int:
-        sizes.append(size)
-        return len(sizes) - 1
+    def fresh(self, size: int) -> int:
+        """A new label of ``size`` that no key has."""
+        self.sizes.append(size)
+        return len(self.sizes) - 1
 
+
+def _label_inputs(
+    keyed: list[list[str]], shapes: tuple[Shape, ...], size_of: dict[str, int], labels: _Labels
+) -> tuple[tuple[int, ...], ...]:
+    """The integer labels of every operand's axes, operand by operand.
+
+    An axis gets its key's label, except a size-1 axis broadcast against a larger one:
+    that gets a label of its own, summed away (a squeeze), so the shared label can
+    stand for the larger size everywhere.
+    """
+    label, fresh = labels.label, labels.fresh
     inputs: list[tuple[int, ...]] = []
-    for keys, shape in zip(keyed_inputs, shapes, strict=True):
-        term_ids: list[int] = []
-        for key, size in zip(keys, shape, strict=True):
-            # A size-1 axis broadcast against a larger one gets a label of its own: it is
-            # summed away (a squeeze), and the larger size stands for the shared label.
-            term_ids.append(
-                fresh(1) if size == 1 and size_of[key] != 1 else label(key, size_of[key])
-            )
-        inputs.append(tuple(term_ids))
+    for keys, shape in zip(keyed, shapes, strict=True):
+        term = [
+            fresh(1) if size == 1 and size_of[key] != 1 else label(key, size_of[key])
+            for key, size in zip(keys, shape, strict=True)
+        ]
+        inputs.append(tuple(term))
+    return tuple(inputs)
 
-    output: list[int] = []
-    if like is None:
-        for t in spec.output:
-            if t == ELLIPSIS:
-                output.extend(label(f"…{p}", size_of[f"…{p}"]) for p in range(broadcast_rank))
-            else:
-                output.append(label(t, size_of[t]))
-        return Resolved(tuple(inputs), tuple(output), tuple(sizes))
 
-    explicit_out = sum(1 for t in spec.output if t != ELLIPSIS)
-    if ELLIPSIS in spec.output:
-        out_rank = len(like) - explicit_out
+def _label_output(
+    output: Term, broadcast_rank: int, size_of: dict[str, int], labels: _Labels
+) -> tuple[int, ...]:
+    """The output's labels when no shape reference is given: sizes come from the inputs.
+
+    The output's ``...`` stands for all ``broadcast_rank`` broadcast axes of the inputs.
+    Every output label occurs in some input here (the numpy dialect checks so when
+    parsing; a generalized spec needs ``like`` otherwise).
+    """
+    out: list[int] = []
+    for t in output:
+        if t == ELLIPSIS:
+            out.extend(labels.label(f"…{p}", size_of[f"…{p}"]) for p in range(broadcast_rank))
+        else:
+            out.append(labels.label(t, size_of[t]))
+    return tuple(out)
+
+
+def _output_keys(output: Term, like: Shape, broadcast_rank: int) -> list[str | None]:
+    """The output's keys, one per axis of the shape reference ``like``.
+
+    Decides that ``like``'s rank fits the output term, as an operand's rank fits its
+    term, and spells out the output's ``...`` as the last of the inputs' broadcast
+    axes, aligned on the right. ``None`` keys an output ``...`` axis beyond all the
+    inputs' ones: the result is broadcast along it.
+    """
+    explicit = len(output) - output.count(ELLIPSIS)
+    if ELLIPSIS in output:
+        out_rank = len(like) - explicit
         if out_rank < 0:
             raise _Mismatch(
                 f"the result shape {like} has rank {len(like)} but the output term "
-                f"{''.join(spec.output)!r} needs at least {explicit_out} axes"
+                f"{''.join(output)!r} needs at least {explicit} axes"
             )
     else:
         out_rank = 0
-        if len(like) != explicit_out:
+        if len(like) != explicit:
             raise _Mismatch(
                 f"the result shape {like} has rank {len(like)} but the output term "
-                f"{''.join(spec.output)!r} has {explicit_out} labels"
+                f"{''.join(output)!r} has {explicit} labels"
             )
     out_keys: list[str | None] = []
-    for t in spec.output:
+    for t in output:
         if t == ELLIPSIS:
             for q in range(out_rank):
                 p = broadcast_rank - out_rank + q
                 out_keys.append(f"…{p}" if p >= 0 else None)
         else:
             out_keys.append(t)
+    return out_keys
+
+
+def _label_output_like(
+    out_keys: list[str | None], like: Shape, size_of: dict[str, int], labels: _Labels
+) -> tuple[int, ...]:
+    """The output's labels against the shape reference ``like``, which fixes the sizes.
+
+    A key kept at its inputs' size, or one no input has (broadcast), gets its label; a
+    repeated key (a diagonal) must be on axes of one size. Between a size-1 axis and a
+    larger one, on either side, the result gets a new label shared by the key's repeats:
+    a size-1 result axis sums the input label, a larger one broadcasts a size-1 input.
+    Any other size difference is an error.
+    """
+    output: list[int] = []
     diagonal_sizes: dict[str, int] = {}
     resized: dict[str, int] = {}
     for out_key, size in zip(out_keys, like, strict=True):
         if out_key is None:
-            output.append(fresh(size))  # an output '...' axis beyond the inputs': broadcast
+            output.append(labels.fresh(size))
             continue
         if diagonal_sizes.setdefault(out_key, size) != size:
             raise _Mismatch(
@@ -391,21 +528,17 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
             )
         in_size = size_of.get(out_key)
         if in_size is None or in_size == size:
-            # Kept, or broadcast along a label no input has; repeats share one label.
-            output.append(label(out_key, size))
+            output.append(labels.label(out_key, size))
         elif in_size == 1 or size == 1:
-            # Result axis of size 1 against a larger input axis: the input label is summed
-            # and the result keeps a size-1 axis; the other way round it is broadcast.
-            # Repeats of the label share the new label, so a diagonal stays a diagonal.
             if out_key not in resized:
-                resized[out_key] = fresh(size)
+                resized[out_key] = labels.fresh(size)
             output.append(resized[out_key])
         else:
             raise _Mismatch(
                 f"the result shape {like} gives label {_show(out_key)} size {size}, "
                 f"but the operands give it size {in_size}"
             )
-    return Resolved(tuple(inputs), tuple(output), tuple(sizes))
+    return tuple(output)
 
 
 def _check_repeats(keys: Sequence[str], shape: Shape, k: int) -> None:
