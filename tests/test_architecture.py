@@ -125,3 +125,39 @@ def test_imports_inside_functions_only_where_listed() -> None:
         if nested and (module, imported) not in LATE_IMPORTS_ALLOWED
     ]
     assert late == [], f"imports inside functions (move them to the top): {late}"
+
+
+def test_no_function_is_over_80_lines() -> None:
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 80:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length})")
+    assert long == [], f"functions over 80 lines: {long}"
+
+
+def test_passes_dispatch_through_the_rule_table() -> None:
+    """No pass switches over node kinds: a chain of isinstance tests against two or more
+    IR kinds in one function is a pass that would miss a new kind."""
+    kinds = {"Var", "Const", "Einsum", "Map", "Reduce", "Size", "Seed"}
+    switches = []
+    for folder in ("passes", "graph"):
+        for path in sorted((PACKAGE / folder).glob("*.py")):
+            for function in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(function, ast.FunctionDef):
+                    continue
+                tested = {
+                    name.id
+                    for call in ast.walk(function)
+                    if isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Name)
+                    and call.func.id == "isinstance"
+                    and len(call.args) == 2
+                    for name in ast.walk(call.args[1])
+                    if isinstance(name, ast.Name) and name.id in kinds
+                }
+                if len(tested) >= 3:
+                    switches.append(f"{folder}/{path.name}:{function.name} tests {sorted(tested)}")
+    assert switches == [], f"kind switches in passes: {switches}"
