@@ -259,7 +259,7 @@ def test_memory_limit_per_compiled_function() -> None:
             following(X=x, W=w)
     np.testing.assert_allclose(following(X=x, W=w), expected)
     for bad in (0, -1, 1.5, "a lot"):
-        with pytest.raises(eg.ShapeError, match="memory limit"):
+        with pytest.raises(eg.OptionError, match="memory limit"):
             eg.compile(gradient, memory_limit=bad)  # type: ignore[arg-type]
 
 

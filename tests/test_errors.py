@@ -323,7 +323,7 @@ def test_bad_axes(build: Callable[[eg.Expr], eg.Expr], declared: bool) -> None:
 
 def test_a_variable_declared_twice_with_different_shapes() -> None:
     expr = eg.var("A", (2,)) + eg.var("A")
-    with pytest.raises(eg.ShapeError, match="declared twice"):
+    with pytest.raises(eg.VariableError, match="declared twice"):
         expr(A=np.ones(2))
 
 

@@ -6,10 +6,14 @@ from collections.abc import Sequence
 
 from einsgrad.core.errors import ShapeError
 
-__all__ = ["LETTERS", "index_label", "letters"]
+__all__ = ["DISPLAY_LETTERS", "LETTERS", "index_label", "letters"]
 
 #: Every label einsgrad writes into an einsum string, in the order it hands them out.
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+#: Letters a derivation shown to a reader hands out, in the order hand derivations use them.
+DISPLAY_LETTERS = "ijklmnpqrstuvwxyzabcdefgh"
 
 
 def letters(count: int, start: int = 0) -> str:

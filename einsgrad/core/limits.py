@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from einsgrad.core.errors import MemoryLimitError, ShapeError
+from einsgrad.core.errors import MemoryLimitError, OptionError
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
@@ -69,7 +69,7 @@ def check_limit(limit: int | None) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit <= 0:
-        raise ShapeError(f"a memory limit is a positive number of bytes or None, got {limit!r}")
+        raise OptionError(f"a memory limit is a positive number of bytes or None, got {limit!r}")
     return int(limit)
 
 

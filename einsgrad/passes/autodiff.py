@@ -15,7 +15,7 @@ from typing import Any, overload
 import numpy as np
 
 from einsgrad.core import kinds
-from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.errors import GradError, VariableError
 from einsgrad.core.ir import Const, Expr, Seed, Var, reaching, toposort
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
@@ -33,7 +33,7 @@ def variables_by_name(nodes: Iterable[Expr]) -> dict[str, Var]:
         if isinstance(node, Var):
             other = found.setdefault(node.name, node)
             if other is not node:
-                raise ShapeError(
+                raise VariableError(
                     f"variable {node.name!r} is declared twice, with shapes {other.shape} and "
                     f"{node.shape}; use one einsgrad.var for it"
                 )

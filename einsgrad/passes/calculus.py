@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from einsgrad.core import kinds
-from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.errors import GradError, OptionError, ShapeError
 from einsgrad.core.ir import Const, Expr, Shape, Var, toposort
 from einsgrad.core.labels import letters
 from einsgrad.core.limits import format_bytes as _format_bytes
@@ -238,7 +238,7 @@ def jacobian(
             f"jacobian needs static shapes: give {missing} a shape (einsgrad.var(name, shape))"
         )
     if mode not in ("auto", "forward", "reverse"):
-        raise GradError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+        raise OptionError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
     limit = _limit_for(memory_limit)
     guard(
         f"the Jacobian of {short_name(y)} with respect to {variable.name}",

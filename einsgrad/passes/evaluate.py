@@ -176,10 +176,10 @@ def evaluate(
     """Evaluate one expression (returns an array) or several (returns a tuple).
 
     Variables are bound by name, ``evaluate([dW, db], X=x, W=w, b=b)``, or from a
-    mapping, ``evaluate(dW, {"X": x, "W": w})``; keywords win over the mapping. Raises ShapeError
-    for a missing or unknown variable, an array whose shape contradicts its variable's
-    declared shape, and shapes the expression's operations do not accept. Runs the same
-    cached program as :func:`einsgrad.compile`.
+    mapping, ``evaluate(dW, {"X": x, "W": w})``; keywords win over the mapping. Raises
+    VariableError for a missing or unknown variable, and ShapeError for an array whose
+    shape contradicts its variable's declared shape and for shapes the expression's
+    operations do not accept. Runs the same cached program as :func:`einsgrad.compile`.
     """
     outputs: tuple[Expr, ...] = (exprs,) if isinstance(exprs, Expr) else tuple(exprs)
     if mapping is not None:

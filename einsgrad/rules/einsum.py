@@ -41,7 +41,7 @@ from einsgrad.core import kinds
 from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm, RuleSteps
 from einsgrad.core.errors import ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Meta, Seed, Shape, Size
-from einsgrad.core.labels import LETTERS, letters
+from einsgrad.core.labels import DISPLAY_LETTERS, LETTERS, letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
 from einsgrad.graph.ops import _einsum_node
@@ -529,9 +529,6 @@ kinds.register(
 
 # --- the rule, step by step, for explain -----------------------------------------------------
 
-#: Letters for labels the derivation introduces (a target label the forward also uses).
-_FRESH_LABELS = "ijklmnpqrstuvwxyzabcdefgh"
-
 
 def einsum_steps(spec: Spec, wrt: int, names: Sequence[str], output_name: str) -> EinsumSteps:
     """The einsum rule for operand ``wrt`` as a learner derives it (see EinsumSteps).
@@ -545,7 +542,7 @@ def einsum_steps(spec: Spec, wrt: int, names: Sequence[str], output_name: str) -
     rename: dict[str, str] = {}
     for label in dict.fromkeys([*spec.output, *(lab for term in spec.inputs for lab in term)]):
         if label in target_labels:
-            fresh = next(c for c in _FRESH_LABELS if c not in taken)
+            fresh = next(c for c in DISPLAY_LETTERS if c not in taken)
             taken.add(fresh)
             rename[label] = fresh
         else:

@@ -37,6 +37,7 @@ from einsgrad.core.derivation import (
 )
 from einsgrad.core.errors import GradError, MissingRuleError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
+from einsgrad.core.labels import DISPLAY_LETTERS
 from einsgrad.core.spec import ELLIPSIS, parse_spec
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
@@ -58,7 +59,6 @@ from einsgrad.teach.notation import (
 __all__ = ["Derivation", "Step", "explain"]
 
 _NAMES = ["Y", "Z", "H", "U", "V", "P", "Q", "R", "S", "T"]
-_LETTERS = "ijklmnpqrstuvwxyzabcdefgh"
 
 
 @dataclass(frozen=True)
@@ -589,7 +589,7 @@ def _summed_gradient(child: Expr, node: Expr, target: str, applied: str, upstrea
     """
     assert child.shape is not None and node.shape is not None
     lead = len(node.shape) - len(child.shape)
-    labels = _LETTERS[: len(node.shape)]
+    labels = DISPLAY_LETTERS[: len(node.shape)]
     summed = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
     # A kept axis of size 1 has the one index 0.
     kept = "".join("0" if i in summed else labels[i] for i in range(lead, len(node.shape)))
@@ -662,7 +662,7 @@ def _broadcast_line(child: Expr, node: Expr, target: str, out_name: str) -> str:
     assert child.shape is not None and node.shape is not None
     lead = len(node.shape) - len(child.shape)
     axes = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
-    labels = [_LETTERS[i] for i in range(len(node.shape))]
+    labels = [DISPLAY_LETTERS[i] for i in range(len(node.shape))]
     summed = [labels[i] for i in axes]
     kept = labels[lead:]
     text = (

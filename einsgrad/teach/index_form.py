@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from einsgrad.core.errors import EinsgradError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Var
-from einsgrad.core.labels import index_label
+from einsgrad.core.labels import DISPLAY_LETTERS, index_label
 from einsgrad.core.spec import resolve
 from einsgrad.frontends.index import FUNCTIONS
 from einsgrad.graph.printing import short_name
@@ -26,7 +26,7 @@ class _NotIndex(EinsgradError):
 class _Writer:
     def __init__(self, latex: bool) -> None:
         self.latex = latex
-        self.pool = iter([*"ijklmnpqrstuvwxyz", *(f"i{k}" for k in range(1, 1000))])
+        self.pool = iter([*DISPLAY_LETTERS[:17], *(f"i{k}" for k in range(1, 1000))])
 
     def fresh(self) -> str:
         label: str = next(self.pool)
