@@ -21,7 +21,7 @@ from oracles import finite_difference
 import einsgrad as eg
 from einsgrad.core import kinds
 from einsgrad.core.derivation import RuleSteps
-from einsgrad.core.errors import ShapeError
+from einsgrad.core.errors import NoFormError, ShapeError
 from einsgrad.core.ir import Expr, Meta
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.graph.keys import structural_key
@@ -105,6 +105,14 @@ def _explain(node: Reshape, position: int, names: Sequence[str], output: str) ->
     return RuleSteps(f"Through {output} = reshape({names[0]})", result, cotangent)
 
 
+def _matrix(node: Reshape, form_of: Any, style: str) -> tuple[str | None, int]:
+    return None, 0  # matrix notation has no symbol for a reshape
+
+
+def _index(node: Reshape, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    raise NoFormError("index notation has no form for a reshape")
+
+
 ENTRIES: dict[str, Callable[..., Any]] = {
     "infer": _infer,
     "vjp": _vjp,
@@ -116,6 +124,8 @@ ENTRIES: dict[str, Callable[..., Any]] = {
     "key": _key,
     "simplify": _simplify,
     "explain": _explain,
+    "matrix": _matrix,
+    "index": _index,
 }
 
 
@@ -213,6 +223,9 @@ def test_simplify_printing_explain_and_compile(registered: None) -> None:
     np.testing.assert_allclose(got_dW, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_loss, _reference_loss(*ARRAYS.values()), rtol=1e-12)
     assert "reshape" in str(compiled.plan())
+    assert dW.to_matrix() is None  # no matrix form, said as such
+    with pytest.raises(eg.EinsgradError, match="no form for a reshape"):
+        dW.to_index()
 
 
 def test_rebuild_replaces_below_the_toy_kind(registered: None) -> None:
@@ -242,6 +255,8 @@ def _uses(pass_name: str, kind: type[Reshape]) -> Callable[[], Any]:
         "key": lambda: structural_key(Y),
         "simplify": lambda: eg.simplify(loss),
         "explain": lambda: eg.explain(loss, W),
+        "matrix": lambda: Y.to_matrix(),
+        "index": lambda: Y.to_index(),
     }
     return calls[pass_name]
 

@@ -13,6 +13,7 @@ __all__ = [
     "GradError",
     "MemoryLimitError",
     "MissingRuleError",
+    "NoFormError",
     "OptionError",
     "ParseError",
     "ShapeError",
@@ -53,6 +54,10 @@ class MemoryLimitError(EinsgradError):
 class MissingRuleError(EinsgradError, NotImplementedError):
     """A node kind met by a pass that has no rule for it (its row in the rule table lacks
     that pass's entry); raised instead of a silent zero or a stale subtree."""
+
+
+class NoFormError(EinsgradError):
+    """An expression that a notation (index notation, say) has no way to write."""
 
 
 class BackendError(EinsgradError):

@@ -20,7 +20,12 @@ entry           signature and meaning
 ``key``         ``(node, child_keys, reference_keys) -> list``: what a structural digest
                 is made of (simplify's canonical order)
 ``simplify``    ``(node, shared: set[Expr]) -> Expr``: the local rewrite to canonical form
-``explain``     ``(node, position, child, namer) -> [Step]``: the teaching block
+``explain``     ``(node, position, names, output_name) -> derivation data``: what the
+                teaching layer renders (:mod:`einsgrad.core.derivation`)
+``matrix``      ``(node, form_of, style) -> (str | None, precedence)``: matrix notation
+                (None: there is none) from the children's forms
+``index``       ``(node, labels, writer) -> (str, precedence)``: index notation with the
+                node's axes labelled ``labels`` (NoFormError where there is none)
 ==============  ======================================================================
 
 Passes look entries up with :func:`rule`; a node kind without the entry a pass needs
@@ -49,6 +54,8 @@ PASSES: tuple[str, ...] = (
     "key",
     "simplify",
     "explain",
+    "matrix",
+    "index",
 )
 
 _TABLE: dict[type[Expr], dict[str, Callable[..., Any]]] = {}

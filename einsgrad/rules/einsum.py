@@ -39,11 +39,12 @@ from einsgrad.backends import get_backend
 from einsgrad.backends.base import plan_info, plan_path
 from einsgrad.core import kinds
 from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm, RuleSteps
-from einsgrad.core.errors import ShapeError, SpecError
+from einsgrad.core.errors import NoFormError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Meta, Seed, Shape, Size
 from einsgrad.core.labels import DISPLAY_LETTERS, LETTERS, letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
+from einsgrad.graph.matrix_text import einsum_form
 from einsgrad.graph.ops import _einsum_node
 from einsgrad.graph.printing import ATOM, short_name
 from einsgrad.graph.static import add_all, static_einsum, static_shape, static_spec
@@ -508,6 +509,46 @@ def _explain(
     return einsum_steps(node.spec, position, names, output_name)
 
 
+def _index(node: Einsum, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    """Σ over the summed labels of the product of the operands, each written with its
+    term's labels (a broadcast output label is one a term simply lacks)."""
+    shapes = [op.shape for op in node.operands]
+    if any(s is None for s in shapes) or node.shape is None:
+        raise NoFormError("index notation needs static shapes")
+    like = node.like if isinstance(node.like, tuple) else None
+    resolved = resolve(node.spec, shapes, like)  # type: ignore[arg-type]
+    if len(set(resolved.output)) != len(resolved.output):
+        # (broadcast labels are fine: index notation broadcasts a term along labels it lacks)
+        raise NoFormError("an einsum that writes onto a diagonal has no index form")
+    names = {label: given for label, given in zip(resolved.output, labels, strict=True)}
+    for term in resolved.inputs:
+        for label in term:
+            if label not in names:
+                names[label] = writer.fresh()
+    every = dict.fromkeys(label for term in resolved.inputs for label in term)
+    summed = [names[label] for label in every if label not in resolved.output]
+    parts = []
+    for term, operand in zip(resolved.inputs, node.operands, strict=True):
+        text, own = writer.write(operand, [names[label] for label in term])
+        parts.append(f"({text})" if own < 20 else text)
+    # parse sums a label inside a function when only function arguments carry it; such
+    # a sum over the function's result needs an explicit Σ.
+    plain_labels = {
+        label
+        for term, operand in zip(resolved.inputs, node.operands, strict=True)
+        if not writer.scopes_sums(operand)
+        for label in term
+    }
+    scoped = any(label not in plain_labels for label in every if label not in resolved.output)
+    body = (" " if writer.latex else " * ").join(parts) if parts else "1.0"
+    if summed and (scoped or writer.latex):
+        sums = (
+            "".join(f"\\sum_{{{s}}} " for s in summed) if writer.latex else f"Σ_{','.join(summed)} "
+        )
+        return f"{sums}({body})" if not writer.latex else f"{sums}{body}", 20
+    return body, 20
+
+
 def _simplify(node: Einsum, shared: set[Expr]) -> Expr:
     return fuse_einsum(node, shared)
 
@@ -524,6 +565,8 @@ kinds.register(
     key=_key,
     simplify=_simplify,
     explain=_explain,
+    matrix=einsum_form,
+    index=_index,
 )
 
 

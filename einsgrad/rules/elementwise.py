@@ -22,11 +22,13 @@ from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import ElementwiseSteps, rule_statement
+from einsgrad.core.errors import NoFormError
 from einsgrad.core.ir import Expr, Map, Meta
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import ELEMENTWISE, ElementwiseOp, ElementwiseRule
 from einsgrad.graph import ops
+from einsgrad.graph.matrix_text import map_form
 from einsgrad.graph.printing import ATOM
 from einsgrad.graph.static import (
     ONE,
@@ -336,6 +338,41 @@ def _explain(node: Map, position: int, names: Sequence[str], output_name: str) -
     return ElementwiseSteps(position, rule_statement(op.doc), _partials(node, wanted)[position])
 
 
+def _index(node: Map, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    """An operator or a function of the arguments, each with the labels it broadcasts to."""
+    name = node.op.name
+    args = []
+    for arg in node.args:
+        if arg.shape is None:
+            raise NoFormError("index notation needs static shapes")
+        lead = len(labels) - len(arg.shape)
+        arg_labels = [
+            labels[lead + i] if size != 1 or node.shape[lead + i] == 1 else writer.fresh()  # type: ignore[index]
+            for i, size in enumerate(arg.shape)
+        ]
+        args.append(writer.write(arg, arg_labels))
+    if name in ("add", "subtract"):
+        operator = " + " if name == "add" else " - "
+        right = args[1][0] if args[1][1] > 10 else f"({args[1][0]})"
+        return f"{args[0][0]}{operator}{right}", 10
+    if name in ("multiply", "divide"):
+        operator = (" " if writer.latex else " * ") if name == "multiply" else " / "
+        left = args[0][0] if args[0][1] >= 20 else f"({args[0][0]})"
+        right = args[1][0] if args[1][1] > 20 else f"({args[1][0]})"
+        return f"{left}{operator}{right}", 20
+    if name == "negative":
+        inner = args[0][0] if args[0][1] > 30 else f"({args[0][0]})"
+        return f"-{inner}", 30
+    if name == "power":
+        base = args[0][0] if args[0][1] > 40 else f"({args[0][0]})"
+        return (f"{base}^{{{args[1][0]}}}" if writer.latex else f"{base} ** {args[1][0]}"), 40
+    if writer.is_function(name) and len(args) == 1:
+        if writer.latex:
+            return f"\\operatorname{{{name}}}\\left({args[0][0]}\\right)", 100
+        return f"{name}({args[0][0]})", 100
+    raise NoFormError(f"index notation has no form for {name}")
+
+
 def _text(node: Map, text_of: Any, wrap: Any) -> tuple[str, int]:
     op = node.op
     if op.infix is not None and len(node.args) == 2:
@@ -374,4 +411,6 @@ kinds.register(
     key=_key,
     simplify=simplify_map,
     explain=_explain,
+    matrix=map_form,
+    index=_index,
 )

@@ -15,10 +15,11 @@ import numpy as np
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import RuleSteps
-from einsgrad.core.errors import GradError, ShapeError
+from einsgrad.core.errors import GradError, NoFormError, ShapeError
 from einsgrad.core.ir import Const, Expr, Meta, Seed, Shape, Size, Var
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.graph import ops
+from einsgrad.graph.matrix_text import no_matrix_form, number_text
 from einsgrad.graph.printing import ATOM, axis_text, const_text, short_name
 from einsgrad.rules.algebra import keep
 
@@ -144,6 +145,27 @@ def _seed_lower(node: Seed, step: StepInput) -> Lowered:
     return Lowered.known_value(1.0, "seed")  # ∂L/∂L
 
 
+def _var_index(node: Var, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    text: str = writer.tensor(node.name, labels)
+    return text, ATOM
+
+
+def _const_matrix(node: Const, form_of: Any, style: Any) -> tuple[str | None, int]:
+    return (number_text(node.value), ATOM) if node.is_scalar else (None, 0)
+
+
+def _const_index(node: Const, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    if not node.is_scalar:
+        raise NoFormError("index notation has no form for a constant array")
+    value = node.value
+    text = repr(float(value)) if isinstance(value, int | float) else repr(value)
+    return text, (ATOM if isinstance(value, complex) or float(value) >= 0 else 30)
+
+
+def _no_index(node: Expr, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    raise NoFormError(f"index notation has no form for {type(node).__name__} nodes")
+
+
 _NOTHING_TO_DIFFERENTIATE: dict[str, Callable[..., Any]] = {
     "vjp": _no_cotangents,
     "jvp": _no_tangent,
@@ -156,6 +178,8 @@ kinds.register(
     Var,
     infer=_var_infer,
     lower=_var_lower,
+    matrix=lambda node, form_of, style: (node.name, ATOM),
+    index=_var_index,
     text=lambda node, text_of, wrap: (node.name, ATOM),
     rebuild=_same,
     key=_var_key,
@@ -165,6 +189,8 @@ kinds.register(
     Const,
     infer=_const_infer,
     lower=_const_lower,
+    matrix=_const_matrix,
+    index=_const_index,
     text=_const_text,
     rebuild=_same,
     key=_const_key,
@@ -174,6 +200,8 @@ kinds.register(
     Size,
     infer=_size_infer,
     lower=_size_lower,
+    matrix=no_matrix_form,
+    index=_no_index,
     text=_size_text,
     rebuild=_size_rebuild,
     key=_size_key,
@@ -183,6 +211,8 @@ kinds.register(
     Seed,
     infer=_seed_infer,
     lower=_seed_lower,
+    matrix=no_matrix_form,
+    index=_no_index,
     text=_seed_text,
     rebuild=_seed_rebuild,
     key=_seed_key,

@@ -14,11 +14,13 @@ from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import ReductionSteps, rule_statement
+from einsgrad.core.errors import NoFormError
 from einsgrad.core.ir import Expr, Meta, Reduce
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import REDUCTIONS, ReductionOp, ReductionRule
 from einsgrad.graph import ops
+from einsgrad.graph.matrix_text import no_matrix_form
 from einsgrad.graph.printing import ATOM, axis_text
 from einsgrad.graph.static import ones_like, reduce_labels, static_einsum, static_shape
 from einsgrad.rules.algebra import keep
@@ -141,6 +143,10 @@ def _explain(node: Reduce, position: int, names: Sequence[str], output_name: str
     return ReductionSteps(rule_statement(op.doc), _partial(node), node.axes)
 
 
+def _index(node: Reduce, labels: Sequence[str], writer: Any) -> tuple[str, int]:
+    raise NoFormError(f"index notation has no form for {node.op.name}")
+
+
 def _text(node: Reduce, text_of: Any, wrap: Any) -> tuple[str, int]:
     return f"{node.op.name}({text_of(node.arg)[0]}{axis_text(node.axes)})", ATOM
 
@@ -165,4 +171,6 @@ kinds.register(
     key=_key,
     simplify=keep,
     explain=_explain,
+    matrix=no_matrix_form,
+    index=_index,
 )
