@@ -139,8 +139,8 @@ def test_no_function_is_over_80_lines() -> None:
 
 
 def test_passes_dispatch_through_the_rule_table() -> None:
-    """No pass, graph or teaching module switches over node kinds: isinstance tests against three or more
-    IR kinds in one function is a pass that would miss a new kind."""
+    """No pass, graph or teaching module switches over node kinds: isinstance tests
+    against three or more IR kinds in one function are a pass that would miss a new kind."""
     kinds = {"Var", "Const", "Einsum", "Map", "Reduce", "Size", "Seed"}
     switches = []
     for folder in ("passes", "graph", "teach"):
