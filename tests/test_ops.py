@@ -27,8 +27,9 @@ import pytest
 from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite_difference
 
 import einsgrad as eg
-from einsgrad.core.ir import Map
+from einsgrad.core.ir import Einsum, Map
 from einsgrad.core.primitive import ELEMENTWISE, REDUCTIONS
+from einsgrad.graph import ops
 
 RTOL = 1e-5
 ATOL = 1e-6
@@ -733,3 +734,30 @@ def test_declared_and_undeclared_shapes_give_identical_results() -> None:
         results.append(eg.evaluate([loss, *eg.grad(loss, variables)], **arrays))
     for with_shapes, without in zip(*results, strict=True):
         np.testing.assert_allclose(with_shapes, without, rtol=1e-13, atol=1e-15)
+
+
+# --- builders: factors of 1 and identity einsums leave no node ------------------------------
+
+
+def test_a_factor_of_one_leaves_the_einsum() -> None:
+    x, A = eg.var("x", (3,)), eg.var("A", (3, 4))
+    assert eg.einsum("i,->i", x, 1.0) is x
+    assert eg.einsum("i,,ij->j", x, 1, A) is eg.einsum("i,ij->j", x, A)
+    scaled = eg.einsum("i,->i", x, 2.0)
+    assert isinstance(scaled, Einsum) and scaled.spec.text == "i,->i"
+    # 1+0j is kept: in numpy it makes the result complex.
+    complex_one = eg.einsum("i,->i", x, 1 + 0j)
+    assert isinstance(complex_one, Einsum) and len(complex_one.operands) == 2
+    assert eg.einsum(",->", 1.0, 1.0) is eg.as_expr(1.0)
+    ones = ops._generalized("->ab", eg.as_expr(1.0), (2, 3))  # the one operand stays
+    assert isinstance(ones, Einsum) and len(ones.operands) == 1
+    np.testing.assert_array_equal(ones.eval(), np.ones((2, 3)))
+
+
+def test_an_identity_einsum_is_its_operand() -> None:
+    A, M, row = eg.var("A", (3, 4)), eg.var("M", (3, 3)), eg.var("row", (1, 4))
+    assert eg.einsum("ij->ij", A) is A
+    assert eg.einsum("...->...", A) is A
+    assert isinstance(eg.einsum("ij->ji", A), Einsum)
+    assert isinstance(ops._generalized("ii->ii", M, M), Einsum)  # zero off the diagonal
+    assert isinstance(ops._generalized("ij->ij", row, (3, 4)), Einsum)  # a broadcast

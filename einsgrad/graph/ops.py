@@ -198,6 +198,7 @@ def _not_a_spec(spec: Any, operands: Sequence[Any]) -> str:
 
 
 def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:
+    parsed, operands = _without_ones(parsed, operands)
     shapes = [op.shape for op in operands]
     shape: Shape | None = None
     if isinstance(like, Expr) and like.shape is not None:
@@ -212,7 +213,40 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
         folded = _fold_constants(resolved, operands)
         if folded is not None:
             return folded
+        if _is_identity(resolved):
+            return operands[0]
     return Einsum(parsed, operands, like, shape)
+
+
+def _is_one(operand: Expr) -> bool:
+    """A plain-number 1 (weakly typed: dropping it changes no dtype; 1+0j would)."""
+    return (
+        isinstance(operand, Const)
+        and operand.is_scalar
+        and not isinstance(operand.value, complex)
+        and operand.value == 1
+    )
+
+
+def _without_ones(parsed: Any, operands: Sequence[Expr]) -> tuple[Any, Sequence[Expr]]:
+    """``parsed`` and ``operands`` without factors of 1 (the seed of a bilinear form's grad).
+
+    Only operands with an empty term go: a factor that names no axis fixes no size. One
+    operand always stays, as the einsum of ones ``einsum('->ab', 1.0)`` needs it.
+    """
+    keep = [k for k, op in enumerate(operands) if parsed.inputs[k] or not _is_one(op)]
+    if len(keep) == len(operands):
+        return parsed, operands
+    keep = keep or [0]
+    terms = ",".join("".join(parsed.inputs[k]) for k in keep)
+    spec = parse_spec(f"{terms}->{''.join(parsed.output)}", generalized=parsed.generalized)
+    return spec, [operands[k] for k in keep]
+
+
+def _is_identity(resolved: Any) -> bool:
+    """True when the einsum returns its one operand as it is (no reorder, sum or diagonal)."""
+    output = resolved.output
+    return resolved.inputs == (output,) and len(set(output)) == len(output)
 
 
 def _fold_constants(resolved: Any, operands: Sequence[Expr]) -> Expr | None:
