@@ -8,13 +8,14 @@ einsum's is in :mod:`einsgrad.rule`, the others in :mod:`einsgrad.primitives`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from einsgrad.core.errors import OptionError, ShapeError, SpecError
-from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Shape, Size, Var
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size, Var
 from einsgrad.core.labels import LETTERS
 from einsgrad.core.primitive import elementwise_op
 from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
@@ -118,7 +119,7 @@ def project(cotangent: Expr, variable: Var) -> Expr:
 def as_expr(value: Any) -> Expr:
     """``value`` as an expression: expressions pass through, numbers and arrays become constants."""
     if isinstance(value, Expr):
-        return value
+        return _settled(value)
     if isinstance(value, str):
         raise TypeError(
             f"got the string {value!r} where an expression belongs; "
@@ -128,6 +129,17 @@ def as_expr(value: Any) -> Expr:
         return Const(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"cannot use a {type(value).__name__} in an einsgrad expression") from error
+
+
+def _settled(node: Expr) -> Expr:
+    """``node``, or 1.0 for the seed ∂L/∂L of a loss that is provably a scalar.
+
+    A shapeless loss gets a Seed, which checks at evaluation that the loss is a scalar; a
+    full sum or mean always is, and its seed is then the number 1, which folds away.
+    """
+    if isinstance(node, Seed) and shape_witness(node.loss) is SCALAR:
+        return Const(1.0)
+    return node
 
 
 # --- einsum ---------------------------------------------------------------------------------
@@ -198,6 +210,7 @@ def _not_a_spec(spec: Any, operands: Sequence[Any]) -> str:
 
 
 def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:
+    parsed, operands = _without_ones(parsed, [_settled(op) for op in operands])
     shapes = [op.shape for op in operands]
     shape: Shape | None = None
     if isinstance(like, Expr) and like.shape is not None:
@@ -212,7 +225,57 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
         folded = _fold_constants(resolved, operands)
         if folded is not None:
             return folded
+        if _is_identity(resolved):
+            return operands[0]
+    elif _same_shape_copy(parsed, operands, like):
+        return operands[0]
     return Einsum(parsed, operands, like, shape)
+
+
+def _is_one(operand: Expr) -> bool:
+    """A plain-number 1 (weakly typed: dropping it changes no dtype; 1+0j would)."""
+    return (
+        isinstance(operand, Const)
+        and operand.is_scalar
+        and not isinstance(operand.value, complex)
+        and operand.value == 1
+    )
+
+
+def _without_ones(parsed: Any, operands: Sequence[Expr]) -> tuple[Any, Sequence[Expr]]:
+    """``parsed`` and ``operands`` without factors of 1 (the seed of a bilinear form's grad).
+
+    Only operands with an empty term go: a factor that names no axis fixes no size. One
+    operand always stays, as the einsum of ones ``einsum('->ab', 1.0)`` needs it.
+    """
+    keep = [k for k, op in enumerate(operands) if parsed.inputs[k] or not _is_one(op)]
+    if len(keep) == len(operands):
+        return parsed, operands
+    keep = keep or [0]
+    terms = ",".join("".join(parsed.inputs[k]) for k in keep)
+    spec = parse_spec(f"{terms}->{''.join(parsed.output)}", generalized=parsed.generalized)
+    return spec, [operands[k] for k in keep]
+
+
+def _is_identity(resolved: Any) -> bool:
+    """True when the einsum returns its one operand as it is (no reorder, sum or diagonal)."""
+    output = resolved.output
+    return resolved.inputs == (output,) and len(set(output)) == len(output)
+
+
+def _same_shape_copy(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> bool:
+    """True for ``einsum('...->...', x, like=r)`` where x provably has r's shape.
+
+    Then the einsum sums over nothing and broadcasts nothing: it is ``x``. Only the
+    all-``...`` term qualifies, which accepts any rank, so no rank error is lost.
+    """
+    return (
+        isinstance(like, Expr)
+        and len(operands) == 1
+        and parsed.inputs == ((ELLIPSIS,),)
+        and parsed.output == (ELLIPSIS,)
+        and shape_witness(operands[0]) is shape_witness(like)
+    )
 
 
 def _fold_constants(resolved: Any, operands: Sequence[Expr]) -> Expr | None:
@@ -535,11 +598,77 @@ def unreduce(e: Expr, reduced: Reduce) -> Expr:
     return _generalized(f"{kept}->{full}", e, x)
 
 
+# The witnesses of elementwise and shape-referenced nodes, None for a node that is its own:
+# a node stored as its own value would never leave the weak dictionary.
+_WITNESSES: weakref.WeakKeyDictionary[Expr, Expr | None] = weakref.WeakKeyDictionary()
+
+#: The witness of every node that is provably a scalar (any node of shape () would do).
+SCALAR = Const(0.0)
+
+
+def _direct_witness(node: Expr) -> Expr | None:
+    """``node``'s witness when its kind alone decides it, or None when its sources do."""
+    full_einsum = isinstance(node, Einsum) and not node.spec.output
+    full_reduce = isinstance(node, Reduce) and node.axes is None
+    if node.shape == () or full_einsum or full_reduce:
+        return SCALAR
+    if isinstance(node, Map) or (isinstance(node, Einsum) and isinstance(node.like, Expr)):
+        return None
+    return node
+
+
+def _witness_sources(node: Expr) -> tuple[Expr, ...]:
+    """The nodes whose common witness, if they have one, is ``node``'s."""
+    if isinstance(node, Einsum) and isinstance(node.like, Expr):
+        return (node.like,)  # resolved against its reference, it takes that shape
+    if isinstance(node, Map):
+        # Broadcasting equal shapes, or against a scalar, gives that shape back.
+        return node.args
+    return ()
+
+
+def shape_witness(node: Expr) -> Expr:
+    """A node that provably has ``node``'s shape for every binding of the variables.
+
+    Two nodes with one witness have equal shapes even when neither shape is known before
+    evaluation: ``g * greater(t, 0)`` has the shape of ``t`` when ``g`` does, and a full
+    sum ``einsum('...->', x)`` is a scalar (:data:`SCALAR`) whatever ``x`` is. A node with
+    no such reason is its own witness. Iterative and memoized, as the chains of a deep
+    network's backward pass are long.
+    """
+    if _direct_witness(node) is not None:
+        return _known_witness(node)
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        if top in _WITNESSES:
+            stack.pop()
+            continue
+        sources = _witness_sources(top)
+        missing = [s for s in sources if _direct_witness(s) is None and s not in _WITNESSES]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        found = {_known_witness(s) for s in sources} - {SCALAR}
+        _WITNESSES[top] = found.pop() if len(found) == 1 else SCALAR if not found else None
+    return _known_witness(node)
+
+
+def _known_witness(node: Expr) -> Expr:
+    direct = _direct_witness(node)
+    if direct is not None:
+        return direct
+    witness = _WITNESSES[node]
+    return node if witness is None else witness
+
+
 def unbroadcast(cotangent: Expr, arg: Expr) -> Expr:
     """``cotangent`` summed back over the axes numpy broadcast ``arg`` along.
 
     With both shapes known this is a plain einsum (``"ab->b"`` for a bias); otherwise a
-    generalized ``"...->..."`` resolved against ``arg``'s shape at evaluation.
+    generalized ``"...->..."`` resolved against ``arg``'s shape at evaluation, or nothing
+    when ``cotangent`` provably has that shape (see :func:`shape_witness`).
     """
     if cotangent.shape is not None and cotangent.shape == arg.shape:
         return cotangent
