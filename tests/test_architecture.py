@@ -138,6 +138,14 @@ def test_no_function_is_over_80_lines() -> None:
     assert long == [], f"functions over 80 lines: {long}"
 
 
+#: Functions that test several kinds on purpose, and why a new kind is safe there.
+KIND_TESTS_ALLOWED = {
+    # Shape witnesses claim "same shape" only for the kinds listed; any other kind is its
+    # own witness, which claims nothing (the safe answer).
+    "graph/ops.py:_direct_witness",
+}
+
+
 def test_passes_dispatch_through_the_rule_table() -> None:
     """No pass, graph or teaching module switches over node kinds: isinstance tests
     against three or more IR kinds in one function are a pass that would miss a new kind."""
@@ -158,6 +166,7 @@ def test_passes_dispatch_through_the_rule_table() -> None:
                     for name in ast.walk(call.args[1])
                     if isinstance(name, ast.Name) and name.id in kinds
                 }
-                if len(tested) >= 3:
+                where = f"{folder}/{path.name}:{function.name}"
+                if len(tested) >= 3 and where not in KIND_TESTS_ALLOWED:
                     switches.append(f"{folder}/{path.name}:{function.name} tests {sorted(tested)}")
     assert switches == [], f"kind switches in passes: {switches}"
