@@ -255,3 +255,11 @@ def test_a_declared_shape_rejects_other_shapes() -> None:
             L(X=bad)
         with pytest.raises(eg.ShapeError, match=r"\(2, 3\)"):
             dX(X=bad)
+
+
+def test_a_complex_one_factor_makes_the_result_complex_as_in_numpy() -> None:
+    x = np.arange(3.0)
+    got = eg.einsum("i,->i", eg.var("x"), 1 + 0j)(x=x)
+    want = np.einsum("i,->i", x, 1 + 0j)
+    assert got.dtype == want.dtype == np.complex128
+    np.testing.assert_array_equal(got, want)

@@ -434,6 +434,8 @@ def _lower(node: Einsum, step: StepInput) -> Lowered:
     arrays = array_operands(node, children)
     numbers = [k for k in range(len(node.operands)) if k not in arrays]
     scale = math.prod((step.known[k] for k in numbers if step.known[k] is not None), start=1.0)
+    # A complex 1 still makes the result complex, as numpy does: only a real 1 is no factor.
+    unscaled = scale == 1.0 and not isinstance(scale, complex)
     array_reads = tuple(step.reads[k] for k in arrays)
     number_reads = tuple(step.reads[k] for k in numbers if step.known[k] is None)
     dtype = step.meta.dtype or np.dtype(np.float64)
@@ -445,7 +447,7 @@ def _lower(node: Einsum, step: StepInput) -> Lowered:
         contract = backend.contraction(found, shapes, arrays, step.optimize)
         flops, largest = plan_info(found, shapes, arrays, step.optimize)
         path = plan_path(found, shapes, arrays, step.optimize)
-        if expand is None and not number_reads and scale == 1.0:
+        if expand is None and not number_reads and unscaled:
             return Lowered.step(
                 contract, array_reads, operation, path=path, flops=flops, largest=largest
             )
@@ -462,7 +464,7 @@ def _lower(node: Einsum, step: StepInput) -> Lowered:
 
     def scaled(*values: Any) -> Any:
         result = contract(*values[:count])
-        if scale != 1.0:
+        if not unscaled:
             result = result * scale
         for number in values[count:]:
             result = result * number
