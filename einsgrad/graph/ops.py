@@ -1,9 +1,10 @@
 """The operations users build expressions with.
 
 Each function validates its input, checks shapes when they are known, and builds IR
-nodes. ``sum``, ``mean``, ``transpose`` and ``matmul`` lower to einsum; ``softmax`` and
-``log_softmax`` are compositions around ``logsumexp``. Derivative rules are not here:
-einsum's is in :mod:`einsgrad.rule`, the others in :mod:`einsgrad.primitives`.
+nodes. ``sum``, ``mean``, ``transpose`` and ``matmul`` lower to einsum; elementwise
+operations go through their primitive's name (:mod:`einsgrad.core.primitive`). Derivative
+rules are not here:
+einsum's is in :mod:`einsgrad.rules.einsum`, the others in :mod:`einsgrad.rules`.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def project(cotangent: Expr, variable: Var) -> Expr:
 def as_expr(value: Any) -> Expr:
     """``value`` as an expression: expressions pass through, numbers and arrays become constants."""
     if isinstance(value, Expr):
-        return _settled(value)
+        return value
     if isinstance(value, str):
         raise TypeError(
             f"got the string {value!r} where an expression belongs; "
@@ -131,15 +132,15 @@ def as_expr(value: Any) -> Expr:
         raise TypeError(f"cannot use a {type(value).__name__} in an einsgrad expression") from error
 
 
-def _settled(node: Expr) -> Expr:
-    """``node``, or 1.0 for the seed ∂L/∂L of a loss that is provably a scalar.
+def seed(loss: Expr) -> Expr:
+    """∂L/∂L: the number 1 for a loss that is provably a scalar, else a Seed.
 
     A shapeless loss gets a Seed, which checks at evaluation that the loss is a scalar; a
-    full sum or mean always is, and its seed is then the number 1, which folds away.
+    full sum or mean always is one, and its seed is then the number 1, which folds away.
     """
-    if isinstance(node, Seed) and shape_witness(node.loss) is SCALAR:
+    if loss.shape == () or shape_witness(loss) is SCALAR:
         return Const(1.0)
-    return node
+    return Seed(loss)
 
 
 # --- einsum ---------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def _not_a_spec(spec: Any, operands: Sequence[Any]) -> str:
 
 
 def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | None) -> Expr:
-    parsed, operands = _without_ones(parsed, [_settled(op) for op in operands])
+    parsed, operands = _without_ones(parsed, operands)
     shapes = [op.shape for op in operands]
     shape: Shape | None = None
     if isinstance(like, Expr) and like.shape is not None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from einsgrad.core import kinds
 from einsgrad.core.errors import GradError, VariableError
-from einsgrad.core.ir import Const, Expr, Seed, Var, reaching, toposort
+from einsgrad.core.ir import Const, Expr, Var, reaching, toposort
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
 from einsgrad.graph.printing import short_name
@@ -155,8 +155,7 @@ def grad(
             f"grad needs a scalar loss, but {short_name(expr)} has shape {expr.shape}; "
             "use vjp (with a cotangent of that shape) or jacobian for non-scalar outputs"
         )
-    seed: Expr = Const(1.0) if expr.shape == () else Seed(expr)
-    found = cotangents([(expr, seed)], targets)
+    found = cotangents([(expr, ops.seed(expr))], targets)
     results: list[Expr] = []
     for target in targets:
         cotangent = found[target]

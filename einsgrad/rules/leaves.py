@@ -133,8 +133,7 @@ def _seed_text(node: Seed, text_of: Any, wrap: Any) -> tuple[str, int]:
 
 
 def _seed_rebuild(node: Seed, children: Sequence[Expr], references: Sequence[Expr]) -> Expr:
-    loss = references[0]
-    return Const(1.0) if loss.shape == () else Seed(loss)
+    return ops.seed(references[0])
 
 
 def _seed_key(node: Seed, child_keys: Sequence[str], reference_keys: Sequence[str]) -> list[Any]:
