@@ -2,9 +2,9 @@
 
 Each function validates its input, checks shapes when they are known, and builds IR
 nodes. ``sum``, ``mean``, ``transpose`` and ``matmul`` lower to einsum; elementwise
-operations go through their primitive's name (:mod:`einsgrad.core.primitive`). Derivative
-rules are not here:
-einsum's is in :mod:`einsgrad.rules.einsum`, the others in :mod:`einsgrad.rules`.
+operations go through their primitive's name (:mod:`einsgrad.core.primitive`).
+Derivative rules are not here: einsum's is in :mod:`einsgrad.rules.einsum`, the others
+in the other modules of :mod:`einsgrad.rules`.
 """
 
 from __future__ import annotations
