@@ -321,7 +321,7 @@ class Const(Expr):
 
 
 class Einsum(Expr):
-    """A generalized einsum over ``operands``; see :mod:`einsgrad.spec`.
+    """A generalized einsum over ``operands``; see :mod:`einsgrad.core.spec`.
 
     ``like`` is the shape reference of a generalized einsum: the output labels name its
     axes, which fixes the sizes of broadcast labels and of the output ``...``. It is an

@@ -15,7 +15,7 @@ Two dialects share one parser:
 :func:`resolve` turns a spec plus concrete shapes into a :class:`Resolved` contraction
 over integer labels: ``...`` expanded, numpy's size-1 broadcasting made explicit by
 giving each broadcast size-1 axis a label of its own (summed away, or broadcast in the
-output), and the output's sizes fixed. Lowering (``einsgrad.backend``) only ever sees
+output), and the output's sizes fixed. Lowering (:mod:`einsgrad.backends`) only ever sees
 resolved contractions.
 
 The tokenizer is written here rather than taken from ``opt_einsum.parser`` because

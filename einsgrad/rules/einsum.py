@@ -11,7 +11,7 @@ the sum over ``o`` onto ``s_k``. So the backward is the einsum
     "s_1,...,s_{k-1},s_{k+1},...,s_n,o -> s_k"
 
 over the other operands and the cotangent, with ``X_k``'s shape as its shape reference.
-Read as a *generalized* einsum (:mod:`einsgrad.spec`) this one line is right for every
+Read as a *generalized* einsum (:mod:`einsgrad.core.spec`) this one line is right for every
 einsum numpy accepts:
 
 * a label only ``s_k`` has (``"ij->i"`` wrt 0) is an output label no input has: the
@@ -251,7 +251,7 @@ def backward(
 
     The cotangent of operand ``k`` of ``einsum(s_1,…,s_n -> o)`` is
     ``einsum(s_1,…,s_{k-1},s_{k+1},…,s_n,o -> s_k)`` over the other operands and the
-    output's cotangent (see :mod:`einsgrad.rule` for the derivation), broadcast along
+    output's cotangent (see the module documentation for the derivation), broadcast along
     labels only ``s_k`` has and placed on the diagonal of labels ``s_k`` repeats.
     """
     parsed = parse_spec(spec)

@@ -70,7 +70,7 @@ def elementwise(
     return register
 
 
-# --- arithmetic (exposed as operators by einsgrad.ops, which also simplifies x + 0 etc.) ---
+# --- arithmetic (exposed as operators by einsgrad.graph.ops, which also folds x + 0 etc.) ---
 
 
 @elementwise("add", lambda xp, a, b: xp.add(a, b), 2, infix="+", precedence=10)
