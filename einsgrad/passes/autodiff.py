@@ -1,10 +1,10 @@
 """Reverse mode over the expression DAG: ``grad``.
 
 Every node on a path from the loss to a variable asked for is visited once, in reverse
-topological order; the cotangents reaching it are summed, and its rule (``node.vjp``)
-hands cotangents to exactly the children that lead to a wanted variable. Branches that
-lead nowhere are never built. The result is an ordinary expression: it prints,
-evaluates and can be differentiated again.
+topological order; the cotangents reaching it are summed, and its kind's ``vjp`` rule
+(:mod:`einsgrad.core.kinds`) hands cotangents to exactly the children that lead to a
+wanted variable. Branches that lead nowhere are never built. The result is an ordinary
+expression: it prints, evaluates and can be differentiated again.
 """
 
 from __future__ import annotations

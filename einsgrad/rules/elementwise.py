@@ -1,10 +1,10 @@
-"""Elementwise and reduction primitives: each forward kernel with its derivative rule.
+"""Elementwise primitives: each forward kernel with its derivative rule.
 
 One registration per primitive, forward and backward side by side. A rule receives the
 node ``y = op(x_1, ..., x_n)``, the cotangent ``ȳ = ∂L/∂y`` (of ``y``'s broadcast shape)
 and which arguments need a cotangent; it returns ``x̄_k = ∂L/∂x_k`` written in IR nodes,
-so that derivatives can be differentiated again. ``Map.vjp`` sums each result back over
-the axes its argument was broadcast along; the rules here never deal with broadcasting.
+so that derivatives can be differentiated again. The Map row's vjp sums each result back
+over the axes its argument was broadcast along; the rules never deal with broadcasting.
 
 Piecewise functions follow JAX and torch at their kinks: ``relu'(0) = 0``,
 ``|x|'(0) = 0`` and ``maximum``/``minimum`` split the cotangent half and half on ties.
