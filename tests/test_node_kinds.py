@@ -196,16 +196,30 @@ def test_jacobian_matches_autograd_in_every_mode(registered: None, mode: str) ->
     _, Y, _X, W = _model()
     J = eg.jacobian(Y, W, mode=mode)  # type: ignore[arg-type]
     assert J.shape == (4, 2, 3, 4)
+    got = J(X=ARRAYS["X"], W=ARRAYS["W"])
     want = autograd.jacobian(lambda w_: _reference_output(ARRAYS["X"], w_))(ARRAYS["W"])
-    np.testing.assert_allclose(J(X=ARRAYS["X"], W=ARRAYS["W"]), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for index in np.ndindex(4, 2):  # each output entry's gradient, by central differences
+        fd = finite_difference(
+            lambda X, W, at=index: _reference_output(X, W)[at],
+            {"X": ARRAYS["X"], "W": ARRAYS["W"]},
+            "W",
+        )
+        np.testing.assert_allclose(got[index], fd, rtol=1e-6, atol=1e-8)
 
 
 def test_hessian_matches_autograd(registered: None) -> None:
     loss, _, _X, W = _model()
     H = eg.hessian(loss, W)
+    got = H(**ARRAYS)
     want = autograd.hessian(lambda w_: _reference_loss(ARRAYS["X"], w_, ARRAYS["c"]))(ARRAYS["W"])
-    np.testing.assert_allclose(H(**ARRAYS), want, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
     assert np.abs(want).max() > 0.1
+    # Central differences of the reference gradient (numpy's forward, autograd's reverse).
+    gradient = autograd.grad(_reference_loss, 1)
+    for index in np.ndindex(3, 4):
+        fd = finite_difference(lambda X, W, c, at=index: gradient(X, W, c)[at], ARRAYS, "W")
+        np.testing.assert_allclose(got[index], fd, rtol=1e-5, atol=1e-7)
 
 
 def test_simplify_printing_explain_and_compile(registered: None) -> None:
