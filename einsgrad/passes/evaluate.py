@@ -377,22 +377,6 @@ def _check_memory(walk: _Walk, prepared: Prepared, limit: int | None) -> None:
     )
 
 
-def static_metas(
-    expr: Expr, shapes: Mapping[str, Sequence[int]], dtype: Any
-) -> dict[Expr, tuple[Meta, list[Meta], list[Meta]]]:
-    """Shapes and dtypes of every node ``expr`` computes, from declared or given shapes."""
-    walk = _walk((expr,))
-    signature = _static_signature(walk, shapes, dtype)
-    metas = _infer(walk, signature)
-    result: dict[Expr, tuple[Meta, list[Meta], list[Meta]]] = {}
-    for i, node in enumerate(walk.order):
-        if node in walk.needs_value:
-            children = [metas[walk.index[c]] for c in node.children]
-            refs = [metas[walk.index[r]] for r in node.references]
-            result[node] = (metas[i], children, refs)
-    return result
-
-
 def _static_signature(walk: _Walk, shapes: Mapping[str, Sequence[int]], dtype: Any) -> Signature:
     items = []
     for name, variable in sorted(walk.variables.items()):
