@@ -199,7 +199,8 @@ class Prepared:
     order: a call whose arrays match it (of the backend's own array type) is bound,
     checked and planned already. ``outputs`` gives, for each output, its shape and dtype,
     whether a step computes it in the call (rather than it being an input, a constant,
-    or a repeat of another), and its dtype as the backend names it.
+    or a repeat of another), and its dtype as the backend names it. ``constants`` are
+    the arrays the program holds from build time on, which every call's steps may view.
     """
 
     optimize: str
@@ -211,6 +212,7 @@ class Prepared:
     # What the memory guard compares with the limit: the plan's largest single array.
     largest: int
     outputs: tuple[tuple[Meta, bool, Any], ...]
+    constants: tuple[Any, ...]
 
 
 def run(
@@ -285,18 +287,33 @@ def _run_recent(
 
 def _hand_out(prepared: Prepared, values: Sequence[Any], inputs: list[Any]) -> tuple[Any, ...]:
     """The outputs' values as the caller's own arrays: never an input, a view of one, a
-    constant, or one array twice."""
+    constant, one array twice, or two arrays sharing memory, in whatever order they come."""
     backend = prepared.backend
     owns = backend.owns
     results: list[Any] = []
-    for (meta, computed, native), value in zip(prepared.outputs, values, strict=True):
+    for position, ((meta, computed, native), value) in enumerate(
+        zip(prepared.outputs, values, strict=True)
+    ):
         # A step's fresh result is the caller's to keep as it is (tested first: this runs
-        # on every call); anything else is copied where it must be.
+        # on every call), unless it is an input or an earlier result itself.
         fresh = computed and owns(value, native)
-        for given in inputs:
-            if value is given:
-                fresh = False
-        results.append(value if fresh else backend.finish(value, meta.dtype, inputs + results))
+        if fresh:
+            for given in inputs:
+                if value is given:
+                    fresh = False
+            for given in results:
+                if value is given:
+                    fresh = False
+        if fresh:
+            results.append(value)
+        elif not computed:
+            # An input, a constant or a repeat: shared by every call or by another output.
+            results.append(backend.finish(value, meta.dtype, [value]))
+        else:
+            # Compared with the outputs still to come as well: a view handed out first
+            # would otherwise share memory with the fresh array it views, handed out later.
+            taken = [*inputs, *prepared.constants, *results, *values[position + 1 :]]
+            results.append(backend.finish(value, meta.dtype, taken))
     return tuple(results)
 
 
@@ -317,8 +334,19 @@ def _prepared(walk: _Walk, signature: Signature, optimize: str, backend: Backend
         outputs.append((meta, fresh, backend.native_dtype(meta.dtype)))
         seen.add(slot)
     largest = program.plan.largest_bytes
+    constants = tuple(
+        value for value in program.template if not isinstance(value, int | float | complex | None)
+    )
     return Prepared(
-        optimize, backend, signature, tuple(key), metas, program, largest, tuple(outputs)
+        optimize,
+        backend,
+        signature,
+        tuple(key),
+        metas,
+        program,
+        largest,
+        tuple(outputs),
+        constants,
     )
 
 
