@@ -27,8 +27,8 @@ class Compiled:
     Each distinct subexpression is computed once across all outputs; nodes no output
     needs are skipped; the program (steps, resolved einsums, opt_einsum paths) is built
     once per shape/dtype signature and cached. ``f.plan(**shapes)`` shows it. A call
-    whose program would allocate more than the memory limit raises MemoryLimitError
-    before allocating anything.
+    whose program would hold more than the memory limit at once (its plan's
+    ``peak_bytes``) raises MemoryLimitError before allocating anything.
     """
 
     def __init__(
@@ -70,8 +70,9 @@ def compile(
 ) -> Compiled:
     """Compile ``outputs`` (an expression or a list) into a fast callable (see Compiled).
 
-    ``optimize`` is opt_einsum's path strategy. ``memory_limit`` is the largest array, in
-    bytes, a call may allocate: ``"default"`` follows the limit in force at each call
+    ``optimize`` is opt_einsum's path strategy. ``memory_limit`` bounds, in bytes, what a
+    call holds at once in arrays it allocates, the plan's ``peak_bytes`` (the inputs are
+    not counted): ``"default"`` follows the limit in force at each call
     (:func:`einsgrad.get_memory_limit`, which ``with einsgrad.memory_limit(...)`` sets),
     None means no limit. ``backend`` names the array library the program runs on (see
     :mod:`einsgrad.backends`); BackendError if it is unknown or not installed.

@@ -22,7 +22,7 @@ from einsgrad.core import kinds
 from einsgrad.core.ir import Expr, Meta
 from einsgrad.core.lowering import Lowered, StepInput
 
-__all__ = ["Plan", "PlanStep", "Program", "build"]
+__all__ = ["LiveArray", "Plan", "PlanStep", "Program", "build"]
 
 
 _FLOAT64: np.dtype[Any] = np.dtype(np.float64)
@@ -56,14 +56,31 @@ class PlanStep:
 
 
 @dataclass(frozen=True)
+class LiveArray:
+    """An array live at a plan's peak: a step's ``result``, the largest ``intermediate``
+    of the step running then, or the ``copy`` handed out for an output that is an input,
+    a constant, or an output given twice."""
+
+    slot: int  # the node's position in the walk's order
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    nbytes: int
+    role: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """The steps of a compiled program for one shape signature, and the totals.
 
     ``largest_bytes`` is the largest single array (a result or an opt_einsum
-    intermediate); ``peak_bytes`` the most memory live at once, as if each value were
-    freed after its last reader (inputs and constants not counted, outputs kept to the
-    end, a step's largest array counted while it runs); ``total_bytes`` all step results
-    together.
+    intermediate); ``peak_bytes`` the most memory live at once as the program runs
+    (inputs and constants not counted; each value freed after its last reader, or kept
+    to the end in a program of arrays too small to free; outputs kept to the end and
+    counted again where handing them out copies them; a step's largest intermediate
+    counted beside its result while it runs; a step whose result is a view counted as
+    if it allocated); ``at_peak`` the arrays live then, largest first;
+    ``total_bytes`` all step results together. The memory guard compares ``peak_bytes``
+    with the limit.
     """
 
     steps: tuple[PlanStep, ...]
@@ -71,6 +88,7 @@ class Plan:
     largest_bytes: int
     peak_bytes: int
     total_bytes: int
+    at_peak: tuple[LiveArray, ...] = ()
 
     def largest_step(self) -> PlanStep | None:
         """The first step that makes the largest array, or None if no step makes one."""
@@ -196,7 +214,26 @@ def build(
             )
         )
     program_inputs = tuple(index[variable] for variable in inputs)
-    return _assemble(index, program_inputs, outputs, computed, template, plan_steps)
+    copies = _handed_copies(outputs, index, metas, {slot for slot, _, _ in computed})
+    return _assemble(index, program_inputs, outputs, computed, template, plan_steps, copies)
+
+
+def _handed_copies(
+    outputs: Sequence[Expr], index: dict[Expr, int], metas: Sequence[Meta], computed: set[int]
+) -> tuple[LiveArray, ...]:
+    """The copies handing out the outputs makes: of each output that is not a step's own
+    result (an input, a constant) or that repeats an earlier output."""
+    copies: list[LiveArray] = []
+    seen: set[int] = set()
+    for out in outputs:
+        slot = index[out]
+        if slot not in computed or slot in seen:
+            meta = metas[slot]
+            dtype = meta.dtype or _FLOAT64
+            size = math.prod(meta.shape) * dtype.itemsize
+            copies.append(LiveArray(slot, meta.shape, dtype, size, "copy"))
+        seen.add(slot)
+    return tuple(copies)
 
 
 def _assemble(
@@ -206,12 +243,20 @@ def _assemble(
     computed: list[tuple[int, Callable[..., Any], tuple[int, ...]]],
     template: list[Any],
     plan_steps: list[PlanStep],
+    copies: tuple[LiveArray, ...],
 ) -> Program:
     """The program from its lowered steps: totals, and which values to free when."""
     kept = {index[out] for out in outputs}
     last_use = _last_uses(computed)
-    plan = _plan(tuple(plan_steps), computed, last_use, kept)
-    release = _release(computed, last_use, kept, plan.largest_bytes)
+    largest = max((step.largest_bytes for step in plan_steps), default=0)
+    if largest < RELEASE_BYTES:
+        release: list[tuple[int, ...]] = [() for _ in computed]
+        dying: list[list[int]] = [[] for _ in computed]
+    else:
+        release = _release(computed, last_use, kept)
+        dying = _dying(computed, last_use, kept)
+    # The plan counts what the program does: kept to the end, or freed after last use.
+    plan = _plan(tuple(plan_steps), computed, dying, copies)
     steps = tuple(
         (slot, function, reads, freed)
         for (slot, function, reads), freed in zip(computed, release, strict=True)
@@ -237,37 +282,92 @@ def _last_uses(computed: Computed) -> dict[int, int]:
     return last_use
 
 
-def _plan(
-    steps: tuple[PlanStep, ...], computed: Computed, last_use: dict[int, int], kept: set[int]
-) -> Plan:
-    """The plan's totals: FLOPs, the largest array, and the live and total memory.
-
-    Walks the steps in order with each value freed after its last reader, whether or
-    not the program frees it (see RELEASE_BYTES): the peak is what the schedule needs.
-    """
-    by_slot = {step.slot: step for step in steps}
+def _dying(computed: Computed, last_use: dict[int, int], kept: set[int]) -> list[list[int]]:
+    """For each step, the values no later step reads: freed once it has run, unless an
+    output (in ``kept``) needs them to the end."""
     dying: list[list[int]] = [[] for _ in computed]
     for position, (slot, _, _) in enumerate(computed):
         if slot not in kept:
             dying[last_use.get(slot, position)].append(slot)
+    return dying
+
+
+def _intermediate_bytes(step: PlanStep) -> int:
+    """The bytes of a step's largest array besides its result, while the step runs.
+
+    opt_einsum's largest intermediate of a one-contraction step is its result; a larger
+    one belongs to a path of several contractions and is live beside the result.
+    """
+    return step.largest_bytes if step.largest_bytes > step.result_bytes else 0
+
+
+def _plan(
+    steps: tuple[PlanStep, ...],
+    computed: Computed,
+    dying: list[list[int]],
+    copies: tuple[LiveArray, ...],
+) -> Plan:
+    """The plan's totals: FLOPs, the largest array, and the live and total memory.
+
+    Walks the steps in order, each value freed at the step ``dying`` lists it (after its
+    last reader, where the program frees values: see RELEASE_BYTES). The outputs' copies
+    are made after the last step, when every output is live.
+    """
+    by_slot = {step.slot: step for step in steps}
     live = peak = total = 0
+    peak_position = -1
     for position, (slot, _, _) in enumerate(computed):
         step = by_slot[slot]
-        peak = max(peak, live + max(step.result_bytes, step.largest_bytes))
+        running = live + step.result_bytes + _intermediate_bytes(step)
+        if running > peak:
+            peak, peak_position = running, position
         live += step.result_bytes
         total += step.result_bytes
         live -= sum(by_slot[dead].result_bytes for dead in dying[position])
+    handed = live + sum(copy.nbytes for copy in copies)
+    if handed > peak:
+        peak, peak_position = handed, len(computed)
+    at_peak = _live_at(peak_position, by_slot, computed, dying, copies)
     flops = sum(step.flops for step in steps)
     largest = max((step.largest_bytes for step in steps), default=0)
-    return Plan(steps, flops, largest, peak, total)
+    return Plan(steps, flops, largest, peak, total, at_peak)
 
 
-def _release(
-    computed: Computed, last_use: dict[int, int], kept: set[int], largest_bytes: int
-) -> list[tuple[int, ...]]:
+def _live_at(
+    position: int,
+    by_slot: dict[int, PlanStep],
+    computed: Computed,
+    dying: list[list[int]],
+    copies: tuple[LiveArray, ...],
+) -> tuple[LiveArray, ...]:
+    """The arrays live while step ``position`` runs (after the last step: with the
+    outputs' copies), largest first. A second walk, so the first keeps no live set."""
+    if position < 0:
+        return ()
+    live: dict[int, PlanStep] = {}
+    for slot, _, _ in computed[:position]:
+        live[slot] = by_slot[slot]
+    for dead in (slot for before in dying[:position] for slot in before):
+        del live[dead]
+    arrays = [
+        LiveArray(slot, step.shape, step.dtype, step.result_bytes, "result")
+        for slot, step in live.items()
+    ]
+    if position == len(computed):
+        arrays += copies
+    else:
+        step = by_slot[computed[position][0]]
+        arrays.append(LiveArray(step.slot, step.shape, step.dtype, step.result_bytes, "result"))
+        if _intermediate_bytes(step):
+            length = (step.largest,)
+            arrays.append(
+                LiveArray(step.slot, length, step.dtype, step.largest_bytes, "intermediate")
+            )
+    return tuple(sorted(arrays, key=lambda array: -array.nbytes))
+
+
+def _release(computed: Computed, last_use: dict[int, int], kept: set[int]) -> list[tuple[int, ...]]:
     """For each step, the values to free after it: those it reads for the last time."""
-    if largest_bytes < RELEASE_BYTES:
-        return [() for _ in computed]
     release: list[list[int]] = [[] for _ in computed]
     for read, position in last_use.items():
         if read not in kept:
