@@ -228,20 +228,26 @@ def test_wrong_array_shape_for_a_declared_variable() -> None:
 @pytest.mark.parametrize(
     ("shape", "why"),
     [
-        ((2.5, 3), r"2\.5 is a float"),
-        ((3.0,), r"3\.0 is a float"),
-        ((True, 3), r"True is a bool"),
-        ((np.bool_(True),), r"True_? is a bool"),
-        ((2, -3), r"-3 is a negative size"),
-        ((np.int64(-1),), r"-1\)? is a negative size"),
+        ((2.5, 3), r"position 0, 2\.5 is a float"),
+        ((3.0,), r"position 0, 3\.0 is a float"),
+        ((True, 3), r"position 0, True is a bool"),
+        ((2, np.bool_(True)), r"position 1, (np\.)?True_? is a bool"),
+        ((2, -3), r"position 1, -3 is a negative size"),
+        ((np.int64(-1),), r"position 0, (np\.int64\()?-1\)? is a negative size"),
+        ((2, np.float64(3.0)), r"position 1, (np\.float64\()?3\.0\)? is a float64"),
+        (np.array([2.5, 3.0]), r"position 0, (np\.float64\()?2\.5\)? is a float64"),
+        ((10**30, 2), r"position 0, 10{30} is larger than any axis numpy can index"),
+        ((3, 2**63), r"position 1, 9223372036854775808 is larger than any axis"),
         ("23", r"tuple of ints, got '23'"),
-        ((2, "3"), r"'3' is a str"),
+        ((2, "3"), r"position 1, '3' is a str"),
         (2.0, r"tuple of ints, got 2\.0"),
+        (np.ones((2, 2), dtype=int), r"tuple of ints, got array"),
     ],
     ids=repr,
 )
 def test_a_size_that_is_not_a_whole_number_is_a_shape_error(shape: Any, why: str) -> None:
-    # int() would silently turn 2.5 into 2, True into 1 and '23' into (2, 3).
+    # int() would silently turn 2.5 into 2, True into 1 and '23' into (2, 3); a size past
+    # numpy's largest axis would overflow wherever it met numpy.
     with pytest.raises(eg.ShapeError, match=rf"variable 'N'.*{why}"):
         eg.var("N", shape)
 

@@ -1,4 +1,5 @@
-"""The memory limit: what einsgrad refuses to allocate, and the error it raises instead."""
+"""The limits einsgrad checks: the memory limit (what it refuses to allocate, and the
+error it raises instead), and the largest rank and axis size an array may have."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from einsgrad.core.errors import MemoryLimitError, OptionError
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
+    "LARGEST_SIZE",
+    "MAX_RANK",
     "check_limit",
     "format_bytes",
     "get_memory_limit",
@@ -23,6 +26,13 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+
+#: The most dimensions a numpy array has: 64 from numpy 2.0 on, 32 before.
+MAX_RANK = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+
+#: The largest size of one axis numpy can index. A variable's shape may be symbolic
+#: (10**10 × 10**10 has no array, but has a gradient); an axis beyond this has neither.
+LARGEST_SIZE = int(np.iinfo(np.intp).max)
 
 
 class _Blocks(threading.local):

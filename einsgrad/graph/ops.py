@@ -10,7 +10,7 @@ in the other modules of :mod:`einsgrad.rules`.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from einsgrad.core.errors import OptionError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size, Var
 from einsgrad.core.labels import LETTERS
+from einsgrad.core.limits import LARGEST_SIZE, MAX_RANK
 from einsgrad.core.primitive import elementwise_op
 from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
 from einsgrad.graph.printing import short_name
@@ -92,20 +93,40 @@ def _shape_of(name: str, shape: Any) -> tuple[int, ...]:
     """``shape`` as a tuple of sizes; a ShapeError for anything that is not one.
 
     int() would turn 2.5 into 2, True into 1 and the string '23' into (2, 3): each is
-    refused instead, as numpy refuses np.zeros((2.5, 3)).
+    refused instead, as numpy refuses np.zeros((2.5, 3)). So are more axes than a numpy
+    array has and an axis no numpy array could have (10**30); a product of sizes too
+    large to allocate is fine, as the shape of a symbolic variable.
     """
+    if isinstance(shape, np.ndarray) and shape.ndim == 0:
+        shape = shape.item()
     if _is_int(shape):
         shape = (shape,)
-    if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray):
+    if (
+        isinstance(shape, str | bytes)
+        or not isinstance(shape, Sequence | np.ndarray)
+        or (isinstance(shape, np.ndarray) and shape.ndim != 1)
+    ):
         raise ShapeError(f"the shape of variable {name!r} must be a tuple of ints, got {shape!r}")
-    for n in shape:
-        if not _is_int(n) or n < 0:
-            why = "a negative size" if _is_int(n) else f"a {type(n).__name__}, not an int"
+    if len(shape) > MAX_RANK:
+        raise ShapeError(
+            f"variable {name!r} has {len(shape)} dimensions; einsgrad supports up to "
+            f"{MAX_RANK}, as many as a numpy array has"
+        )
+    for position, n in enumerate(shape):
+        if not _is_int(n) or not 0 <= n <= LARGEST_SIZE:
             raise ShapeError(
                 f"the shape of variable {name!r} must be a tuple of non-negative ints, got "
-                f"{tuple(shape)!r}: {n!r} is {why}"
+                f"{tuple(shape)!r}: at position {position}, {n!r} is {_not_a_size(n)}"
             )
     return tuple(int(n) for n in shape)
+
+
+def _not_a_size(n: Any) -> str:
+    if not _is_int(n):
+        return f"a {type(n).__name__}, not an int"
+    if n < 0:
+        return "a negative size"
+    return f"larger than any axis numpy can index ({LARGEST_SIZE:,})"
 
 
 def project(cotangent: Expr, variable: Var) -> Expr:
@@ -222,6 +243,7 @@ def _einsum_node(parsed: Any, operands: Sequence[Expr], like: Expr | Shape | Non
             return [short_name(op) for op in operands]
 
         resolved = resolve(parsed, shapes, like, names)  # type: ignore[arg-type]
+        check_label_count(parsed, resolved, shapes, names)  # type: ignore[arg-type]
         shape = resolved.shape
         folded = _fold_constants(resolved, operands)
         if folded is not None:
@@ -339,6 +361,34 @@ def normalize_axes(axes: tuple[int, ...] | None, ndim: int, of: Expr) -> tuple[i
     return tuple(sorted(result))
 
 
+def check_einsum_rank(of: Expr, ndim: int) -> None:
+    """A ShapeError if ``of`` has more axes than an einsum can name."""
+    if ndim > len(LETTERS):
+        raise ShapeError(
+            f"{short_name(of)} has {ndim} dimensions; an einsum names each axis with one of "
+            f"the {len(LETTERS)} letters a-z and A-Z, so sum, mean, matmul, transpose, einsum "
+            f"and the derivatives built from them take at most {len(LETTERS)} (elementwise "
+            f"operations take up to {MAX_RANK})"
+        )
+
+
+def check_label_count(
+    spec: Any, resolved: Any, shapes: Sequence[Shape], names: Callable[[], Sequence[str]]
+) -> None:
+    """A ShapeError if the resolved einsum has more labels than einsum has letters
+    (``names`` gives the operands' names, and is only called for the error)."""
+    count = len(resolved.sizes)
+    if count <= len(LETTERS):
+        return
+    ranks = ", ".join(
+        f"{name} has {len(shape)} dimensions" for name, shape in zip(names(), shapes, strict=True)
+    )
+    raise ShapeError(
+        f"einsum {spec.text!r} needs {count} index labels, more than the {len(LETTERS)} "
+        f"letters a-z and A-Z an einsum names its axes with ({ranks})"
+    )
+
+
 def axis_terms(axes: tuple[int, ...] | None, ndim: int | None, of: Expr) -> tuple[str, str]:
     """Einsum terms (full, reduced) for reducing ``axes`` of an array of rank ``ndim``.
 
@@ -347,6 +397,7 @@ def axis_terms(axes: tuple[int, ...] | None, ndim: int | None, of: Expr) -> tupl
     """
     if ndim is not None:
         chosen = normalize_axes(axes, ndim, of)
+        check_einsum_rank(of, ndim)
         full = LETTERS[:ndim]
         return full, "".join(c for i, c in enumerate(full) if i not in chosen)
     if axes is None:
@@ -434,14 +485,36 @@ def matmul(a: Any, b: Any) -> Expr:
 
 
 def broadcast_shapes(shapes: Sequence[Shape], args: Sequence[Expr], what: str) -> Shape:
-    """numpy's broadcast of ``shapes``; a ShapeError naming the arguments if they clash."""
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        described = ", ".join(
-            f"{short_name(a)} {tuple(s)}" for a, s in zip(args, shapes, strict=True)
-        )
-        raise ShapeError(f"{what}: shapes do not broadcast together: {described}") from None
+    """numpy's broadcast of ``shapes``; a ShapeError naming the arguments if they clash.
+
+    Computed here, not by numpy.broadcast_shapes, which takes at most 32 dimensions and
+    refuses shapes too large to allocate: a symbolic 10**10 × 10**10 variable is fine.
+    """
+    broadcast, clash = _broadcast(shapes)
+    if broadcast is not None:
+        return broadcast
+    axis, sizes = clash
+    described = ", ".join(f"{short_name(a)} {tuple(s)}" for a, s in zip(args, shapes, strict=True))
+    raise ShapeError(
+        f"{what}: shapes do not broadcast together: {described} (axis {axis} from the end "
+        f"has sizes {sizes[0]} and {sizes[1]})"
+    )
+
+
+def _broadcast(shapes: Sequence[Shape]) -> tuple[Shape | None, tuple[int, tuple[int, int]]]:
+    """The broadcast shape, or None and the first clash: the axis (counted from the end)
+    and the two sizes."""
+    rank = max((len(shape) for shape in shapes), default=0)
+    result = [1] * rank
+    for shape in shapes:
+        for axis in range(1, len(shape) + 1):
+            size, current = shape[-axis], result[-axis]
+            if size == current or size == 1:
+                continue
+            if current != 1:
+                return None, (axis, (current, size))
+            result[-axis] = size
+    return tuple(result), (0, (0, 0))
 
 
 def _map(name: str, *args: Any) -> Expr:
@@ -512,10 +585,7 @@ def _covers(big: Expr, small: Expr) -> bool:
     """True when ``small`` broadcast against ``big`` leaves ``big``'s (static) shape."""
     if big.shape is None or small.shape is None:
         return False
-    try:
-        return tuple(np.broadcast_shapes(big.shape, small.shape)) == big.shape
-    except ValueError:
-        return False
+    return _broadcast([big.shape, small.shape])[0] == big.shape
 
 
 def multiply(a: Any, b: Any) -> Expr:
@@ -675,6 +745,7 @@ def unbroadcast(cotangent: Expr, arg: Expr) -> Expr:
         return cotangent
     if cotangent.shape is None or arg.shape is None or len(arg.shape) > len(cotangent.shape):
         return _generalized(f"{ELLIPSIS}->{ELLIPSIS}", cotangent, arg)
+    check_einsum_rank(cotangent, len(cotangent.shape))
     labels = LETTERS[: len(cotangent.shape)]
     kept = labels[len(cotangent.shape) - len(arg.shape) :]
     trailing = cotangent.shape[len(cotangent.shape) - len(arg.shape) :]

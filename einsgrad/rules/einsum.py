@@ -45,7 +45,7 @@ from einsgrad.core.labels import DISPLAY_LETTERS, LETTERS, letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
 from einsgrad.graph.matrix_text import einsum_form
-from einsgrad.graph.ops import _einsum_node
+from einsgrad.graph.ops import _einsum_node, check_label_count
 from einsgrad.graph.printing import ATOM, short_name
 from einsgrad.graph.static import add_all, static_einsum, static_shape, static_spec
 from einsgrad.rules.algebra import fuse_einsum
@@ -342,8 +342,18 @@ def resolved(node: Einsum, children: Sequence[Meta], references: Sequence[Meta])
     return resolve(node.spec, [m.shape for m in children], like, names)
 
 
+def _operand_names(node: Einsum) -> list[str]:
+    """The operands' short names, then ``like=`` the shape reference's, if it is a node."""
+    names = [short_name(op) for op in node.operands]
+    return names + [f"like={short_name(r)}" for r in node.references]
+
+
 def _infer(node: Einsum, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
-    shape = resolved(node, children, references).shape
+    found = resolved(node, children, references)
+    # Undeclared shapes are first known here: '...' may stand for more axes than letters.
+    shapes = [m.shape for m in children] + [m.shape for m in references]
+    check_label_count(node.spec, found, shapes, lambda: _operand_names(node))
+    shape = found.shape
     dtypes = [m.dtype for m in children if m.dtype is not None]
     dtype = np.result_type(*dtypes) if dtypes else None
     if dtype is None and references:
