@@ -259,6 +259,100 @@ def test_numpy_integers_are_sizes() -> None:
     assert eg.var("N", [0, 1]).shape == (0, 1)
 
 
+# --- values bound to variables: arrays of numbers, or a VariableError -------------------------
+
+U = eg.var("U")
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        ("abc", r"a str"),
+        (np.array(["a", "b"]), r"a ndarray.*<U1"),
+        (np.array([1.0, 2.0], dtype=object), r"a ndarray.*object"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), r"a ndarray.*datetime64"),
+        ([1.0, "a"], r"a list"),
+        ([[1.0], [1.0, 2.0]], r"a list.*inhomogeneous"),
+        (None, r"a NoneType"),
+        ({"a": 1}, r"a dict"),
+        (object(), r"an object"),
+        (10**400, r"an int.*object"),
+    ],
+    ids=[
+        "str",
+        "strings",
+        "objects",
+        "dates",
+        "mixed list",
+        "ragged list",
+        "None",
+        "dict",
+        "object",
+        "huge int",
+    ],
+)
+def test_a_value_that_is_no_array_of_numbers_is_a_variable_error(value: Any, what: str) -> None:
+    with pytest.raises(eg.VariableError, match=rf"variable 'U': cannot bind {what}"):
+        eg.tanh(U)(U=value)
+    with pytest.raises(eg.VariableError, match=r"variable 'U'"):
+        eg.compile(eg.tanh(U))(U=value)
+
+
+def test_a_masked_array_is_refused_rather_than_stripped_of_its_mask() -> None:
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    with pytest.raises(eg.VariableError, match=r"'U': got a masked array.*filled.*\.data"):
+        eg.evaluate(eg.sum(U), U=masked)
+    f = eg.compile(eg.sum(U))
+    assert f(U=masked.data) == 6.0  # leaves its program for the per-call path
+    with pytest.raises(eg.VariableError, match=r"masked array"):
+        f(U=masked)
+    with pytest.raises(TypeError, match=r"masked array.*mask would be ignored"):
+        U + masked
+
+
+def test_a_complex_array_for_a_real_variable_is_refused() -> None:
+    X = eg.var("X", (2,), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning was all there was
+        with pytest.raises(eg.VariableError, match=r"'X' is declared float64.*complex128.*imag"):
+            eg.tanh(X)(X=np.array([1 + 1j, 2]))
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        ([[1, 2], [3, 4]], np.float64),  # numpy users pass lists
+        (np.array(0.5), np.float64),  # 0-d arrays
+        (np.float32(0.5), np.float32),  # numpy scalars keep their dtype
+        (2, np.float64),  # Python numbers
+        (np.array([True, False]), np.float64),  # booleans are numbers, as integers are
+        (np.arange(3, dtype=np.int32), np.float64),
+        (np.array([0.5, 1.5], dtype=np.float16), np.float16),
+        (np.array([1 + 2j, 0.5j]), np.complex128),  # complex arrays evaluate as in numpy
+    ],
+    ids=["list of lists", "0-d", "numpy scalar", "int", "bool", "int32", "float16", "complex"],
+)
+def test_what_numpy_users_pass_is_accepted(value: Any, dtype: Any) -> None:
+    result = eg.exp(U)(U=value)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, np.exp(np.asarray(value).astype(dtype)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        (np.array(["a", "b"]), r"<U1"),
+        (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"), r"datetime64"),
+        (np.array([1.0, 2.0], dtype=object), r"object"),
+        (["a", "b"], r"<U1"),
+    ],
+    ids=["strings", "dates", "objects", "list of strings"],
+)
+def test_a_constant_of_no_numbers_is_refused_when_built(value: Any, what: str) -> None:
+    with pytest.raises(TypeError, match=rf"array of {what}.* in an einsgrad expression"):
+        eg.var("X", (2,)) + value
+
+
 def test_non_constant_exponent() -> None:
     X, Y = eg.var("X"), eg.var("Y")
     with pytest.raises(eg.EinsgradError, match="constant real scalar exponent"):

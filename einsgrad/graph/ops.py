@@ -147,10 +147,27 @@ def as_expr(value: Any) -> Expr:
             f"got the string {value!r} where an expression belongs; "
             "use einsgrad.var(name) for a variable or einsgrad.parse_expr for an expression"
         )
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            "cannot use a masked array in an einsgrad expression: its mask would be ignored; "
+            "pass x.filled(value) or x.data"
+        )
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "fcbiu":
+        raise TypeError(_not_numbers(value.dtype))
     try:
-        return Const(value)
+        constant = Const(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"cannot use a {type(value).__name__} in an einsgrad expression") from error
+    if not constant.is_scalar and constant.value.dtype.kind not in "fcb":
+        raise TypeError(_not_numbers(constant.value.dtype))
+    return constant
+
+
+def _not_numbers(dtype: np.dtype[Any]) -> str:
+    return (
+        f"cannot use an array of {dtype} in an einsgrad expression: constants are numbers "
+        "(floating, complex, integer or boolean)"
+    )
 
 
 def seed(loss: Expr) -> Expr:

@@ -102,15 +102,7 @@ def _bind(
         _check_names(walk, outputs, arrays)
     bound: dict[str, Any] = {}
     for name, variable in walk.variables.items():
-        try:
-            array = backend.asarray(arrays[name])
-            if variable.dtype is not None and backend.dtype(array) != variable.dtype:
-                array = backend.astype(array, variable.dtype)
-        except (TypeError, ValueError) as error:
-            kind = type(arrays[name]).__name__
-            raise ShapeError(
-                f"variable {name!r}: cannot use a {kind} as an array ({error})"
-            ) from None
+        array = _as_array(variable, arrays[name], backend)
         shape = backend.shape(array)
         if variable.shape is not None and shape != variable.shape:
             raise ShapeError(
@@ -121,6 +113,43 @@ def _bind(
             _check_structure(variable, array, backend)
         bound[name] = array
     return bound
+
+
+def _as_array(variable: Var, value: Any, backend: Backend) -> Any:
+    """``value`` as the array ``variable`` binds, in its declared dtype if it has one.
+
+    A VariableError naming the variable for a value that is no array of numbers, and for
+    one whose conversion would silently lose something: a masked array's mask, a complex
+    array's imaginary part.
+    """
+    name = variable.name
+    if isinstance(value, np.ma.MaskedArray):
+        raise VariableError(
+            f"variable {name!r}: got a masked array, whose mask einsgrad would ignore; pass "
+            f"{name}=x.filled(value) to choose what the masked entries are, or {name}=x.data "
+            "to use them as they are"
+        )
+    try:
+        array = backend.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise VariableError(
+            f"variable {name!r}: cannot bind {_a(type(value).__name__)} as an array of "
+            f"numbers: {error}"
+        ) from None
+    declared, given = variable.dtype, backend.dtype(array)
+    if declared is None or given == declared:
+        return array
+    if given.kind == "c" and declared.kind != "c":
+        raise VariableError(
+            f"variable {name!r} is declared {declared}, but got an array of {given}: "
+            "converting it would drop the imaginary part"
+        )
+    return backend.astype(array, declared)
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: ``a list``, ``an ndarray``."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _check_structure(variable: Var, array: Any, backend: Backend) -> None:
