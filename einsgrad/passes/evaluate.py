@@ -206,9 +206,13 @@ def evaluate(
 
     Variables are bound by name, ``evaluate([dW, db], X=x, W=w, b=b)``, or from a
     mapping, ``evaluate(dW, {"X": x, "W": w})``; keywords win over the mapping. Raises
-    VariableError for a missing or unknown variable, and ShapeError for an array whose
+    VariableError for a missing or unknown variable and for a value that is no array of
+    numbers (or a masked array, whose mask would be lost), ShapeError for an array whose
     shape contradicts its variable's declared shape and for shapes the expression's
-    operations do not accept. Runs the same cached program as :func:`einsgrad.compile`.
+    operations do not accept, and MemoryLimitError, before allocating anything, when the
+    program's peak of live memory would exceed the memory limit. The results are fresh
+    arrays: none shares memory with an input or another result. Runs the same cached
+    program as :func:`einsgrad.compile`.
     """
     outputs: tuple[Expr, ...] = (exprs,) if isinstance(exprs, Expr) else tuple(exprs)
     if mapping is not None:
