@@ -1,16 +1,25 @@
 """The ``einsgrad`` command line (also ``python -m einsgrad``).
 
-Exit status: 0 on success, 1 when ``check`` finds the formula wrong, 2 for bad input
-(one clear message on stderr, never a traceback), 130 on Ctrl-C and 141 when the
-reader of the output goes away (``einsgrad explain … | head``), both without a message.
+Exit status: 0 on success; 1 when ``check`` finds the formula wrong; 2 for bad input,
+with exactly one line on stderr (``einsgrad: …``, never a traceback; where the input has
+a bad character, the line names its column); 70 (``EX_SOFTWARE``) when einsgrad itself
+fails, with one line saying it is a bug (``EINSGRAD_DEBUG=1`` adds the traceback);
+130 on Ctrl-C and 141 when the reader of the output goes away
+(``einsgrad explain … | head``), both without a message.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
+
+import numpy as np
 
 from einsgrad import __version__, demo
 from einsgrad.core.errors import EinsgradError
@@ -23,16 +32,35 @@ from einsgrad.teach.check import check
 from einsgrad.teach.explain import explain
 from einsgrad.teach.notation import matrix_form
 
+__all__ = [
+    "BadArgument",
+    "build_parser",
+    "main",
+    "one_line",
+    "parse_shapes",
+]
+
+BAD_INPUT = 2
+# sysexits.h's EX_SOFTWARE: not 1, which ``check`` gives for a wrong formula.
+INTERNAL_ERROR = 70
 # What a shell reports for a command stopped by SIGINT or SIGPIPE (128 + the signal).
-_INTERRUPTED = 130
-_PIPE_CLOSED = 141
+INTERRUPTED = 130
+PIPE_CLOSED = 141
+
+DEBUG_VARIABLE = "EINSGRAD_DEBUG"
+
+# How many characters of a long input an error line quotes on each side of the bad one.
+_EXCERPT_CONTEXT = 30
+
+
+class BadArgument(EinsgradError):
+    """A command-line argument einsgrad does not accept (exit status 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"einsgrad: {message}", file=sys.stderr)
-        raise SystemExit(2)
+        # One line, as for every other bad input: no usage block above it.
+        raise BadArgument(f"{message} (see '{self.prog} --help')")
 
 
 def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
@@ -44,15 +72,15 @@ def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
         name, sep, dims = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise EinsgradError(f"--shapes: expected NAME=AxB, got {item.strip()!r}")
+            raise BadArgument(f"--shapes: expected NAME=AxB, got {item.strip()!r}")
         try:
             shapes[name] = tuple(int(d) for d in dims.strip().lower().split("x") if d.strip())
         except ValueError:
-            raise EinsgradError(
+            raise BadArgument(
                 f"--shapes: {item.strip()!r} has a size that is not a whole number"
             ) from None
         if any(n < 0 for n in shapes[name]):
-            raise EinsgradError(f"--shapes: {item.strip()!r} has a negative size")
+            raise BadArgument(f"--shapes: {item.strip()!r} has a negative size")
     return shapes
 
 
@@ -62,7 +90,7 @@ def _grad(args: argparse.Namespace) -> int:
     count = len(spec.inputs)
     names = args.names.split(",") if args.names else [chr(ord("A") + k) for k in range(count)]
     if len(names) != count:
-        raise EinsgradError(f"--names gives {len(names)} names for {count} operands")
+        raise BadArgument(f"--names gives {len(names)} names for {count} operands")
     operands = range(count) if args.wrt is None else [args.wrt]
     for k in operands:
         rule = backward(args.spec, k, names=names)
@@ -143,24 +171,140 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --- the boundary: every failure becomes one line and an exit status -----------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     try:
-        args = build_parser().parse_args(argv)
-        try:
-            status = int(args.run(args))
-        except EinsgradError as error:
-            print(f"einsgrad: {error}", file=sys.stderr)
-            return 2
+        status = _run(argv)
         # A closed pipe shows up when buffered output is written: flush while it can
         # still be handled here, not at interpreter exit.
         sys.stdout.flush()
         return status
     except BrokenPipeError:
         _discard_stdout()
-        return _PIPE_CLOSED
+        return PIPE_CLOSED
     except KeyboardInterrupt:
-        return _INTERRUPTED
+        return INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse and run; every exception but the two main() handles becomes an exit status."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            args = build_parser().parse_args(argv)
+            status = int(args.run(args))
+        except SystemExit as done:  # --help and --version: argparse has printed them
+            return done.code if isinstance(done.code, int) else 0
+        except BrokenPipeError:
+            raise
+        except Exception as error:  # the boundary: no exception leaves as a traceback
+            return _report(error)
+    # numpy's warnings (an invalid value in check's random inputs, say), one line each;
+    # after an error they are left out, so that error stays the one line.
+    for message in dict.fromkeys(one_line(f"{w.message} ({w.category.__name__})") for w in caught):
+        _print_error(f"warning: {message}")
+    return status
+
+
+def _report(error: Exception) -> int:
+    status, message = classify(error)
+    _print_error(message)
+    if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+        traceback.print_exception(error, file=sys.stderr)
+    return status
+
+
+def classify(error: Exception) -> tuple[int, str]:
+    """The exit status and the one-line message for an exception that reached main().
+
+    einsgrad's own errors are bad input. So are the ways Python and numpy give up on an
+    input too large or too deep (recursion, memory, overflow, numpy refusing it), until
+    the library catches each of them itself. Anything else is a bug in einsgrad.
+    """
+    text = one_line(str(error))
+    if isinstance(error, EinsgradError):
+        return BAD_INPUT, text or type(error).__name__
+    if isinstance(error, RecursionError):
+        return BAD_INPUT, (
+            "the input is nested too deeply to work through (Python's recursion limit was "
+            "reached); write it in smaller parts"
+        )
+    if isinstance(error, MemoryError):
+        return BAD_INPUT, f"out of memory ({text or 'MemoryError'}); declare smaller shapes"
+    if isinstance(error, OverflowError):
+        return BAD_INPUT, f"a number in the input is too large ({text or 'OverflowError'})"
+    if isinstance(error, FloatingPointError | np.exceptions.AxisError) or _raised_in_numpy(error):
+        return BAD_INPUT, f"numpy refused the input ({_described(error, text)})"
+    return INTERNAL_ERROR, (
+        f"internal error, a bug in einsgrad and not in your input ({_described(error, text)}); "
+        f"please report it with the command line that caused it ({DEBUG_VARIABLE}=1 shows "
+        "the traceback)"
+    )
+
+
+def _described(error: Exception, text: str) -> str:
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _raised_in_numpy(error: Exception) -> bool:
+    """Whether numpy or opt_einsum refused what it was handed: ``error`` is of a type
+    numpy defines, or the innermost Python frame it passed through is theirs.
+
+    (A plain ValueError from numpy's C code called straight from einsgrad looks like
+    einsgrad's own, and is reported as a bug: einsgrad should have checked first.)
+    """
+    if type(error).__module__.split(".")[0] == "numpy":
+        return True
+    frame = None
+    trace = error.__traceback__
+    while trace is not None:
+        frame, trace = trace.tb_frame, trace.tb_next
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module.split(".")[0] in ("numpy", "opt_einsum")
+
+
+# The two lines caret_message puts under a headline: the text, then carets under it.
+_CARET_LINE = re.compile(r" {4}( *)(\^+)")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: lines joined by ``; ``, a caret under a text as its column.
+
+    ``caret_message``'s layout (headline, the text indented by four spaces, carets under
+    the bad characters) becomes the headline, ``at column N`` unless the headline says
+    the column already, and the text around that column unless the headline quotes it.
+    """
+    lines = message.splitlines()
+    pieces: list[str] = []
+    for index, line in enumerate(lines):
+        caret = _CARET_LINE.fullmatch(line)
+        above = lines[index - 1] if index else ""
+        if caret and pieces and above.startswith("    "):
+            column, width = len(caret.group(1)), len(caret.group(2))
+            pieces[-1] = _located(above[4:], column, width, " ".join(pieces[:-1]))
+        elif line.strip():
+            pieces.append(line.strip())
+    return "; ".join(piece for piece in pieces if piece)
+
+
+def _located(text: str, column: int, width: int, headline: str) -> str:
+    """Where in ``text`` the bad characters are, for a line after ``headline``."""
+    where = "" if "column" in headline else f"at column {column + 1}"
+    if text in headline:
+        return where
+    start = max(0, column - _EXCERPT_CONTEXT)
+    stop = min(len(text), column + width + _EXCERPT_CONTEXT)
+    excerpt = ("…" if start else "") + text[start:stop] + ("…" if stop < len(text) else "")
+    return f"{where} in: {excerpt}".strip()
+
+
+def _print_error(message: str) -> None:
+    # With stderr closed too, the exit status is all that is left to say it.
+    with contextlib.suppress(OSError):
+        print(f"einsgrad: {message}", file=sys.stderr, flush=True)
 
 
 def _discard_stdout() -> None:
