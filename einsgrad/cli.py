@@ -6,12 +6,17 @@ a bad character, the line names its column); 70 (``EX_SOFTWARE``) when einsgrad 
 fails, with one line saying it is a bug (``EINSGRAD_DEBUG=1`` adds the traceback);
 130 on Ctrl-C and 141 when the reader of the output goes away
 (``einsgrad explain … | head``), both without a message.
+
+Every argument is checked before any work starts: strings are at most
+:data:`~einsgrad.frontends.parse.MAX_LENGTH` characters, and ``--shapes``
+sizes are whole numbers from 1 with at most :data:`MAX_RANK` of them per variable.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import sys
@@ -24,6 +29,7 @@ import numpy as np
 from einsgrad import __version__, demo
 from einsgrad.core.errors import EinsgradError
 from einsgrad.core.spec import parse_spec
+from einsgrad.frontends.parse import MAX_LENGTH
 from einsgrad.graph.ops import einsum, var
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
@@ -33,6 +39,7 @@ from einsgrad.teach.explain import explain
 from einsgrad.teach.notation import matrix_form
 
 __all__ = [
+    "MAX_RANK",
     "BadArgument",
     "build_parser",
     "main",
@@ -49,6 +56,11 @@ PIPE_CLOSED = 141
 
 DEBUG_VARIABLE = "EINSGRAD_DEBUG"
 
+#: The most dimensions a numpy (2.x) array has.
+MAX_RANK = 64
+#: The most elements an array can have: numpy indexes them with a signed 64-bit integer.
+MAX_ELEMENTS = int(np.iinfo(np.intp).max)
+
 # How many characters of a long input an error line quotes on each side of the bad one.
 _EXCERPT_CONTEXT = 30
 
@@ -63,25 +75,80 @@ class _Parser(argparse.ArgumentParser):
         raise BadArgument(f"{message} (see '{self.prog} --help')")
 
 
+# --- checking arguments --------------------------------------------------------------------
+
+
+def check_length(what: str, text: str | None) -> None:
+    """Refuse ``text`` longer than the library's input limit, before anything reads it."""
+    if text is not None and len(text) > MAX_LENGTH:
+        raise BadArgument(
+            f"{what} is {len(text):,} characters long, over the limit of {MAX_LENGTH:,}"
+        )
+
+
 def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
-    """``"X=64x128,W=128x10,b=10,s="`` as ``{"X": (64, 128), ...}`` (empty: a scalar)."""
+    """``"X=64x128,W=128x10,b=10,s="`` as ``{"X": (64, 128), ...}`` (empty: a scalar).
+
+    Each size is a whole number from 1 written in the digits 0-9; a variable has at most
+    :data:`MAX_RANK` sizes and at most :data:`MAX_ELEMENTS` elements, and is named once.
+    """
+    check_length("--shapes", text)
     shapes: dict[str, tuple[int, ...]] = {}
     if not text:
         return shapes
-    for item in text.split(","):
+    for raw in text.split(","):
+        item = raw.strip()
         name, sep, dims = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise BadArgument(f"--shapes: expected NAME=AxB, got {item.strip()!r}")
-        try:
-            shapes[name] = tuple(int(d) for d in dims.strip().lower().split("x") if d.strip())
-        except ValueError:
-            raise BadArgument(
-                f"--shapes: {item.strip()!r} has a size that is not a whole number"
-            ) from None
-        if any(n < 0 for n in shapes[name]):
-            raise BadArgument(f"--shapes: {item.strip()!r} has a negative size")
+            raise BadArgument(f"--shapes: expected NAME=AxB, got {item!r}")
+        if name in shapes:
+            raise BadArgument(f"--shapes: {name} is given twice")
+        shapes[name] = _parse_sizes(item, dims.strip())
     return shapes
+
+
+def _parse_sizes(item: str, dims: str) -> tuple[int, ...]:
+    """The sizes ``"3x4"`` of the ``--shapes`` entry ``item`` (``""``: a scalar)."""
+    if not dims:
+        return ()
+    parts = [part.strip() for part in dims.lower().split("x")]
+    if len(parts) > MAX_RANK:
+        raise BadArgument(
+            f"--shapes: {item!r} has {len(parts)} sizes; an array has at most {MAX_RANK}"
+        )
+    sizes = []
+    for part in parts:
+        if not part:
+            raise BadArgument(
+                f"--shapes: {item!r} has an empty size (write X=3x4, or X= for a scalar)"
+            )
+        unsigned = part[1:] if part[0] in "+-" else part
+        if not (unsigned.isascii() and unsigned.isdigit()):
+            raise BadArgument(f"--shapes: {item!r} has a size that is not a whole number")
+        if part[0] == "-":
+            raise BadArgument(f"--shapes: {item!r} has a negative size")
+        # Measured before int() reads it: a size too long for 64 bits is too large anyway.
+        if len(unsigned.lstrip("0")) > len(str(MAX_ELEMENTS)) or int(unsigned) > MAX_ELEMENTS:
+            raise BadArgument(
+                f"--shapes: {item!r} has a size over {MAX_ELEMENTS:,}, the most elements "
+                "an array can have"
+            )
+        if int(unsigned) == 0:
+            raise BadArgument(
+                f"--shapes: {item!r} has a size 0: an empty array has no entries to "
+                "differentiate, and check could not test a formula on it"
+            )
+        sizes.append(int(unsigned))
+    if math.prod(sizes) > MAX_ELEMENTS:
+        raise BadArgument(
+            f"--shapes: {item!r} has {math.prod(sizes):,} elements, more than the "
+            f"{MAX_ELEMENTS:,} an array can have"
+        )
+    return tuple(sizes)
+
+
+# --- the subcommands -----------------------------------------------------------------------
 
 
 def _grad(args: argparse.Namespace) -> int:
@@ -125,21 +192,23 @@ def _grad(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-
+    check_length("the expression", args.expr)
+    check_length("--wrt", args.wrt)
     derivation = explain(args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(getattr(derivation, args.format))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-
+    check_length("the formula", args.formula)
+    check_length("--expr", args.expr)
+    check_length("--wrt", args.wrt)
     verdict = check(args.formula, args.expr, args.wrt, shapes=parse_shapes(args.shapes))
     print(verdict)
     return 0 if verdict.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
-
     return demo.main()
 
 

@@ -69,14 +69,29 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
     (("explain", "X @ W", "--wrt", "Q", *SHAPES), "wrt='Q' is not a variable"),
     (("explain", "X @ (W", "--wrt", "W", *SHAPES), "'(' was never closed"),
     (("explain", "X @ W", "--wrt", "W", "--shapes", "X=2x3,W=4x5"), "inner sizes 3 and 4"),
+    (("explain", TOO_LONG, "--wrt", "x", "--shapes", "x="), "the expression is 10,001 characters"),
+    (("explain", "x", "--wrt", TOO_LONG, "--shapes", "x="), "--wrt is 10,001 characters"),
     (("explain", HUGE_HEX, "--wrt", "x", "--shapes", "x="), "too large"),
     # --shapes, through explain and check
+    (("explain", "X", "--wrt", "X", "--shapes", "X=9999999999999999999999999x3"), "size over"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=" + "9" * 5000), "size over"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=4294967296x4294967296"), "elements, more"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=0x3"), "'X=0x3' has a size 0"),
     (("explain", "X", "--wrt", "X", "--shapes", "X=-1x3"), "'X=-1x3' has a negative size"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=3x"), "'X=3x' has an empty size"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=x3"), "'X=x3' has an empty size"),
     (("explain", "X", "--wrt", "X", "--shapes", "X=axb"), "'X=axb' has a size that is not"),
     (("explain", "X", "--wrt", "X", "--shapes", "X=3.0"), "size that is not a whole number"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=٣"), "size that is not a whole number"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=2,X=3"), "--shapes: X is given twice"),
     (("explain", "X", "--wrt", "X", "--shapes", "X=2,,W=3"), "expected NAME=AxB, got ''"),
     (("explain", "X", "--wrt", "X", "--shapes", "X=2,"), "expected NAME=AxB, got ''"),
     (("explain", "X", "--wrt", "X", "--shapes", "=2"), "expected NAME=AxB, got '=2'"),
+    (("explain", "X", "--wrt", "X", "--shapes", "X=" + "x".join("1" * 65)), "65 sizes"),
+    (
+        ("explain", "X", "--wrt", "X", "--shapes", "X=" + "1x" * 5001),
+        "--shapes is 10,004 characters",
+    ),
     # check
     (CHECK, "required: --shapes"),
     (("check", "dY @ W.T", "--wrt", "X", *SHAPES), "required: --expr"),
@@ -85,6 +100,11 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
     (("check", "dY", "--expr", "X @ W", "--wrt", "Q", *SHAPES), "wrt='Q' is not a variable"),
     (("check", "dY", "--expr", "X @ W", "--wrt", "X", "--shapes", "X=5x3"), "needs shapes"),
     ((*CHECK, "--shapes", "X=5x3,W=3xq"), "'W=3xq' has a size that is not a whole number"),
+    (
+        ("check", "dY" + " + dY" * 7000, "--expr", "X", "--wrt", "X", "--shapes", "X=3"),
+        "the formula is 35,002",
+    ),
+    (("check", "dY", "--expr", TOO_LONG, "--wrt", "x", "--shapes", "x="), "--expr is 10,001"),
     # random test inputs of 8 TB: refused, or failing to allocate; one line either way
     (
         (*CHECK[:1], "2 * dY @ W.T", *CHECK[2:], "--shapes", "X=1000000x1000000,W=1000000x1000000"),
