@@ -8,7 +8,8 @@ fails, with one line saying it is a bug (``EINSGRAD_DEBUG=1`` adds the traceback
 (``einsgrad explain … | head``), both without a message.
 
 Every argument is checked before any work starts: strings are at most
-:data:`~einsgrad.frontends.parse.MAX_LENGTH` characters, and ``--shapes``
+:data:`~einsgrad.frontends.parse.MAX_LENGTH` characters, ``grad`` takes at most
+:data:`MAX_OPERANDS` operands of at most :data:`MAX_RANK` labels each, and ``--shapes``
 sizes are whole numbers from 1 with at most :data:`MAX_RANK` of them per variable.
 """
 
@@ -28,20 +29,22 @@ import numpy as np
 
 from einsgrad import __version__, demo
 from einsgrad.core.errors import EinsgradError
-from einsgrad.core.spec import parse_spec
+from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec
 from einsgrad.frontends.parse import MAX_LENGTH
 from einsgrad.graph.ops import einsum, var
 from einsgrad.passes.calculus import vjp
 from einsgrad.passes.simplify import simplify
-from einsgrad.rules.einsum import backward
+from einsgrad.rules.einsum import BackwardRule, backward
 from einsgrad.teach.check import check
 from einsgrad.teach.explain import explain
 from einsgrad.teach.notation import matrix_form
 
 __all__ = [
+    "MAX_OPERANDS",
     "MAX_RANK",
     "BadArgument",
     "build_parser",
+    "default_names",
     "main",
     "one_line",
     "parse_shapes",
@@ -56,7 +59,10 @@ PIPE_CLOSED = 141
 
 DEBUG_VARIABLE = "EINSGRAD_DEBUG"
 
-#: The most dimensions a numpy (2.x) array has.
+#: The most operands numpy.einsum takes; each backward einsum ``grad`` prints has as many
+#: (the other operands and the output's cotangent), so every one of them runs in numpy.
+MAX_OPERANDS = 63
+#: The most dimensions a numpy (2.x) array has, so the most labels an operand can carry.
 MAX_RANK = 64
 #: The most elements an array can have: numpy indexes them with a signed 64-bit integer.
 MAX_ELEMENTS = int(np.iinfo(np.intp).max)
@@ -148,47 +154,121 @@ def _parse_sizes(item: str, dims: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def check_spec_size(spec: Spec) -> None:
+    """Refuse more operands than numpy's einsum takes, or an operand of more dimensions
+    than a numpy array has."""
+    if len(spec.inputs) > MAX_OPERANDS:
+        raise BadArgument(
+            f"einsum spec has {len(spec.inputs)} operands; grad takes at most {MAX_OPERANDS}, "
+            "the most numpy.einsum accepts (every backward einsum has as many)"
+        )
+    for position, term in enumerate(spec.inputs):
+        rank = sum(label != ELLIPSIS for label in term)
+        if rank > MAX_RANK:
+            raise BadArgument(
+                f"einsum spec: operand {position} has {rank} labels; a numpy array has at "
+                f"most {MAX_RANK} dimensions"
+            )
+
+
+def default_names(count: int) -> tuple[str, ...]:
+    """``A, B, …, Z`` for up to 26 operands, else ``A0, A1, …``: distinct identifiers."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if count <= len(letters):
+        return tuple(letters[:count])
+    return tuple(f"A{k}" for k in range(count))
+
+
+def operand_names(text: str | None, count: int) -> tuple[str, ...]:
+    """The operand names of ``--names`` (default: :func:`default_names`), checked.
+
+    Each is an identifier, none repeats, and none reads as another's gradient (``X`` and
+    ``dX``): the output prints ``dX`` for the gradient of ``X``.
+    """
+    if text is None:
+        return default_names(count)
+    names = tuple(name.strip() for name in text.split(","))
+    if len(names) != count:
+        raise BadArgument(f"--names gives {len(names)} names for {count} operands")
+    seen: set[str] = set()
+    for name in names:
+        if not name.isidentifier():
+            raise BadArgument(
+                f"--names: {name!r} is not a name (a name is an identifier such as X or W1)"
+            )
+        if name in seen:
+            raise BadArgument(f"--names: {name!r} is given twice")
+        seen.add(name)
+    for name in names:
+        if name.startswith("d") and name[1:] in seen:
+            raise BadArgument(f"--names: {name!r} would read as the gradient of {name[1:]!r}")
+    return names
+
+
+def output_name(names: Sequence[str]) -> str:
+    """A name for the einsum's output whose cotangent ``d<name>`` is no operand's name,
+    nor the gradient of one (an operand named like the output)."""
+    taken = set(names)
+    candidates = ["Y", "Z", "Out", "Result"]
+    candidates += [f"Out{k}" for k in range(1, len(taken) + 2)]
+    return next(c for c in candidates if c not in taken and "d" + c not in taken)
+
+
 # --- the subcommands -----------------------------------------------------------------------
 
 
 def _grad(args: argparse.Namespace) -> int:
-
+    check_length("the einsum spec", args.spec)
+    check_length("--names", args.names)
     spec = parse_spec(args.spec)
+    check_spec_size(spec)
     count = len(spec.inputs)
-    names = args.names.split(",") if args.names else [chr(ord("A") + k) for k in range(count)]
-    if len(names) != count:
-        raise BadArgument(f"--names gives {len(names)} names for {count} operands")
+    names = operand_names(args.names, count)
+    output = output_name(names)
     operands = range(count) if args.wrt is None else [args.wrt]
-    for k in operands:
-        rule = backward(args.spec, k, names=names)
-        print(f"d{rule.operand_names[rule.wrt]}:")
-        print(f"  index form:  {rule.index_form()}")
-        print(
-            f"  einsum:      {rule.spec!r}  (the other operands in order, then d{rule.output_name})"
-        )
-        if rule.broadcast:
-            print(f"  broadcast:   along {', '.join(rule.broadcast)}")
-        if rule.diagonal:
-            print(f"  diagonal:    of {', '.join(rule.diagonal)}")
-        # Matrix form, when the operands are matrices or vectors (ranks from the spec).
-        ranks = [len(term) for term in spec.inputs]
-        if all(r <= 2 for r in ranks) and "..." not in spec.text:
-            sizes = {label: 2 + i for i, label in enumerate(sorted(spec.input_labels))}
-            variables = [
-                var(n, tuple(sizes[label] for label in term))
-                for n, term in zip(names, spec.inputs, strict=True)
-            ]
-            try:
-                forward = einsum(args.spec, *variables)
-                cotangent = var("d" + rule.output_name, forward.shape)
-
-                derived = vjp(forward, variables[k], cotangent)
-                form = matrix_form(simplify(derived), {cotangent: cotangent.name})  # type: ignore[arg-type]
-            except EinsgradError:
-                form = None
-            if form is not None:
-                print(f"  matrix form: d{names[k]} = {form}")
+    # Every rule is derived, and every error raised, before the first line is printed.
+    rules = [backward(args.spec, k, names=names, output=output) for k in operands]
+    lines = [line for rule in rules for line in _grad_lines(spec, rule)]
+    print("\n".join(lines))
     return 0
+
+
+def _grad_lines(spec: Spec, rule: BackwardRule) -> list[str]:
+    """The printed block of one operand's backward rule."""
+    k = rule.wrt
+    names = rule.operand_names
+    lines = [
+        f"d{names[k]}:",
+        f"  index form:  {rule.index_form()}",
+        f"  einsum:      {rule.spec!r}  (the other operands in order, then d{rule.output_name})",
+    ]
+    if rule.broadcast:
+        lines.append(f"  broadcast:   along {', '.join(rule.broadcast)}")
+    if rule.diagonal:
+        lines.append(f"  diagonal:    of {', '.join(rule.diagonal)}")
+    form = _matrix_form(spec, rule)
+    if form is not None:
+        lines.append(f"  matrix form: d{names[k]} = {form}")
+    return lines
+
+
+def _matrix_form(spec: Spec, rule: BackwardRule) -> str | None:
+    """The backward in matrix notation, when the operands are matrices or vectors (their
+    ranks read from the spec, their sizes made up and distinct per label)."""
+    if any(len(term) > 2 for term in spec.inputs) or ELLIPSIS in spec.text:
+        return None
+    sizes = {label: 2 + i for i, label in enumerate(sorted(spec.input_labels))}
+    variables = [
+        var(name, tuple(sizes[label] for label in term))
+        for name, term in zip(rule.operand_names, spec.inputs, strict=True)
+    ]
+    try:
+        forward = einsum(spec.text, *variables)
+        cotangent = var("d" + rule.output_name, forward.shape)
+        derived = vjp(forward, variables[rule.wrt], cotangent)
+        return matrix_form(simplify(derived), {cotangent: cotangent.name})  # type: ignore[arg-type]
+    except EinsgradError:
+        return None
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -7,15 +7,20 @@ tests (signals, pipes, encodings) are in ``tests/test_cli.py``.
 
 from __future__ import annotations
 
+import re
 import string
 import warnings
 from typing import Any
 
+import autograd
+import autograd.numpy as anp
 import numpy as np
 import pytest
+from oracles import finite_difference
 
 import einsgrad.cli as cli
-from einsgrad.cli import main
+from einsgrad.cli import MAX_OPERANDS, MAX_RANK, main
+from einsgrad.core.errors import EinsgradError
 from einsgrad.frontends.parse import MAX_LENGTH
 
 
@@ -45,6 +50,7 @@ SHAPES = ("--shapes", "X=2x3,W=3x5")
 CHECK = ("check", "dY @ W.T", "--expr", "X @ W", "--wrt", "X")
 TOO_LONG = "x" * (MAX_LENGTH + 1)
 HUGE_HEX = "x * 0x" + "F" * 300
+WIDE_TERM = string.ascii_letters + string.ascii_letters[: MAX_RANK + 1 - 52]
 
 # (argv, a phrase the one line must contain): every subcommand, and the command line itself.
 BAD_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
@@ -61,7 +67,16 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
     (("grad", "bi,ij->bj", "--wrt", "5"), "out of range"),
     (("grad", "bi,ij->bj", "--wrt", "9" * 40), "out of range"),
     (("grad", "bi,ij->bj", "--names", "X"), "--names gives 1 names for 2 operands"),
+    (("grad", "bi,ij->bj", "--names", "X,X"), "--names: 'X' is given twice"),
+    (("grad", "bi,ij->bj", "--names", "X,1W"), "--names: '1W' is not a name"),
+    (("grad", "bi,ij->bj", "--names", "X,"), "--names: '' is not a name"),
+    (("grad", "bi,ij->bj", "--names", "X,dX"), "'dX' would read as the gradient of 'X'"),
     (("grad", "i->ij"), "output label 'j' does not occur in any input"),
+    (("grad", spec_of(MAX_OPERANDS + 1)), f"has {MAX_OPERANDS + 1} operands"),
+    (("grad", WIDE_TERM + "->"), f"operand 0 has {MAX_RANK + 1} labels"),
+    (("grad", "i" * (MAX_LENGTH + 1)), "over the limit of 10,000"),
+    (("grad", spec_of(50_000)), "the einsum spec is 100,001 characters long"),
+    (("grad", "bi,ij->bj", "--names", TOO_LONG), "--names is 10,001 characters long"),
     # explain
     (("explain", "X @ W", *SHAPES), "required: --wrt"),
     (("explain", "X @ W", "--wrt", "W", "--format", "html", *SHAPES), "invalid choice: 'html'"),
@@ -146,7 +161,86 @@ def test_a_long_input_is_quoted_around_its_bad_character() -> None:
     assert excerpt == "…" + "a" * 30 + "(" + "b" * 30 + "…"
 
 
-# --- --shapes ----------------------------------------------------------------------------
+# --- grad: any names, any count of operands up to numpy's limit ----------------------------
+
+
+def _printed_einsums(out: str) -> list[str]:
+    return re.findall(r"einsum:\s+'([^']*)'", out)
+
+
+def _check_backward_einsum(spec: str, printed: str, k: int, shapes: list[tuple[int, ...]]) -> None:
+    """The printed backward einsum of operand ``k``, run by numpy, against autograd and
+    central differences of ``sum(dY * einsum(spec, ...))``."""
+    rng = np.random.default_rng(k)
+    operands = [rng.standard_normal(s) for s in shapes]
+    dy = np.asarray(rng.standard_normal(np.einsum(spec, *operands).shape))
+
+    def loss(x: Any) -> Any:
+        return anp.sum(dy * anp.einsum(spec, *operands[:k], x, *operands[k + 1 :]))
+
+    others = operands[:k] + operands[k + 1 :]
+    derived = np.einsum(printed, *others, dy)
+    np.testing.assert_allclose(derived, autograd.grad(loss)(operands[k]), rtol=1e-10)
+    numeric = finite_difference(lambda x: loss(x), {"x": operands[k]}, "x")
+    np.testing.assert_allclose(derived, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_grad_with_the_names_the_output_would_take(capsys: pytest.CaptureFixture[str]) -> None:
+    # Y, Z, Out and Result are every name the output could be given: it needs another.
+    status, out, err = run(capsys, "grad", "i,i,i,i->", "--wrt", "0", "--names", "Y,Z,Out,Result")
+    assert (status, err) == (0, "")
+    index_form = next(line for line in out.splitlines() if "index form" in line)
+    left, right = index_form.split(":", 1)[1].split(" = ")
+    assert left.strip() == "dY[i]"
+    factors = right.split(" · ")
+    assert sorted(factors[:3]) == ["Out[i]", "Result[i]", "Z[i]"]
+    cotangent = factors[3]
+    assert cotangent.startswith("d") and cotangent[1:] not in {"Y", "Z", "Out", "Result"}
+    [printed] = _printed_einsums(out)
+    _check_backward_einsum("i,i,i,i->", printed, 0, [(3,)] * 4)
+
+
+def test_grad_of_many_operands_names_each_distinctly(capsys: pytest.CaptureFixture[str]) -> None:
+    # Past 26 operands the default names used to run past Z into '[', '\\', ...
+    count = 30
+    spec = spec_of(count)
+    status, out, err = run(capsys, "grad", spec)
+    assert (status, err) == (0, "")
+    headers = [line[:-1] for line in out.splitlines() if not line.startswith(" ")]
+    assert len(headers) == count and len(set(headers)) == count
+    assert all(h.startswith("d") and h[1:].isidentifier() for h in headers), headers
+    printed = _printed_einsums(out)
+    assert len(printed) == count
+    for k in (0, 26, 29):
+        _check_backward_einsum(spec, printed[k], k, [(2,)] * count)
+
+
+def test_grad_takes_as_many_operands_as_numpy_einsum(capsys: pytest.CaptureFixture[str]) -> None:
+    # The limit is numpy's: each printed backward einsum at the limit still runs in numpy.
+    spec = spec_of(MAX_OPERANDS)
+    status, out, err = run(capsys, "grad", spec, "--wrt", str(MAX_OPERANDS - 1))
+    assert (status, err) == (0, "")
+    [printed] = _printed_einsums(out)
+    _check_backward_einsum(spec, printed, MAX_OPERANDS - 1, [(2,)] * MAX_OPERANDS)
+    with pytest.raises(ValueError, match="too many operands"):
+        np.einsum(spec_of(MAX_OPERANDS + 1), *[np.ones(2)] * (MAX_OPERANDS + 1))
+
+
+def test_grad_prints_nothing_when_it_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The rules of the operands before a failing one are not printed first: every rule is
+    # derived, then shown, so a failed run leaves stdout empty.
+    real = cli.backward
+
+    def fails_for_the_second(spec: str, wrt: int, **kwargs: Any) -> Any:
+        if wrt == 1:
+            raise EinsgradError("no rule for operand 1")
+        return real(spec, wrt, **kwargs)
+
+    monkeypatch.setattr(cli, "backward", fails_for_the_second)
+    line = one_error_line(*run(capsys, "grad", "bi,ij->bj"))
+    assert line == "einsgrad: no rule for operand 1"
 
 
 @pytest.mark.parametrize("shapes", ["X=", "X=1", "X=+2x3", "X = 2 X 3"])
