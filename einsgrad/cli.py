@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    _replace_unencodable_output()
     try:
         status = _run(argv)
         # A closed pipe shows up when buffered output is written: flush while it can
@@ -454,6 +455,15 @@ def _print_error(message: str) -> None:
     # With stderr closed too, the exit status is all that is left to say it.
     with contextlib.suppress(OSError):
         print(f"einsgrad: {message}", file=sys.stderr, flush=True)
+
+
+def _replace_unencodable_output() -> None:
+    """Write a character stdout's encoding lacks (``Σ`` under ``PYTHONIOENCODING=ascii``)
+    as an escape such as ``\\u03a3``, instead of failing half-way with
+    UnicodeEncodeError. stderr does this by default."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
 
 
 def _discard_stdout() -> None:

@@ -161,6 +161,21 @@ def test_ctrl_c_in_a_running_command_exits_130_quietly() -> None:
     assert out == ""
 
 
+def test_output_the_terminal_cannot_encode_is_escaped() -> None:
+    # Under an ASCII-only stdout, Σ and ᵀ are written as escapes rather than failing half-way.
+    result = subprocess.run(
+        [sys.executable, "-m", "einsgrad", "grad", "bi,ij->bj", "--wrt", "1", "--names", "X,W"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "dW[i,j] = \\u03a3_b X[b,i]" in result.stdout
+    assert "matrix form: dW = X\\u1d40\\xb7dY" in result.stdout
+
+
 def test_ctrl_c_exits_130_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
