@@ -32,6 +32,7 @@ from oracles import assert_close, autograd_gradients, finite_difference
 import einsgrad as eg
 from einsgrad import Derivation, Step
 from einsgrad.core.spec import parse_spec
+from einsgrad.rules.einsum import einsum_steps
 
 REPRODUCIBLE = settings(
     derandomize=True,
@@ -827,3 +828,31 @@ def test_a_mean_of_a_transposed_layer_ends_in_a_matrix_formula_with_its_einsum()
     want = np.ones((4, 5)) @ x / 20
     got = d.result(X=x, W=np.zeros((4, 3)), b=np.zeros(4))
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- sizes past the alphabets: labels and names never run out -------------------------------
+
+
+@pytest.mark.parametrize("count", [25, 30, 52])
+def test_an_einsum_with_more_labels_than_display_letters_is_explained(count: int) -> None:
+    """L = Σ X ⊙ Z over ``count`` labels: every label of X needs a fresh label in the
+    partial derivative, more than the 25 display letters once ``count`` is 25."""
+    labels = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[:count]
+    shape = (2, 3) + (1,) * (count - 2)
+    X, Z = eg.var("X", shape), eg.var("Z", shape)
+    spec = f"{labels},{labels}->"
+    d = eg.explain(eg.einsum(spec, X, Z), X)
+    assert d.summary == "∂L/∂X = Z"  # ∂/∂X_t Σ_s X_s Z_s = Z_t
+    arrays = random_arrays({"X": shape, "Z": shape})
+    assert_close(value(d, arrays), arrays["Z"], "by hand")
+
+    def loss(X: Any, Z: Any) -> Any:
+        return anp.sum(X * Z)
+
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "X"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["X"])[0], "autograd")
+    steps = einsum_steps(parse_spec(spec), 0, ["X", "Z"], "L")
+    deltas = [f.labels for f in steps.raw_partial.factors if f.kind == "delta"]
+    forward = [pair[0] for pair in deltas]
+    assert [pair[1] for pair in deltas] == list(labels)  # one δ per label of X
+    assert len(set(forward)) == count and not set(forward) & set(labels)
