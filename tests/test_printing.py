@@ -139,6 +139,7 @@ def test_a_cut_text_is_the_start_of_the_whole_text() -> None:
     whole = " + ".join(f"v{k}" for k in range(100))  # left-associated sums need no brackets
     assert str(total) == whole
     assert repr(total) == f"<einsgrad.Expr {whole[:197]}...>"
+    assert eg.matrix_form(total, limit=50) == whole[:47] + "..."
 
 
 def _best_time(function: Any, repeats: int = 3) -> float:
@@ -156,3 +157,16 @@ def test_repr_time_grows_linearly_with_depth() -> None:
     small, large = _chain_gradient(200), _chain_gradient(800)
     ratio = _best_time(lambda: repr(large)) / _best_time(lambda: repr(small))
     assert ratio < 12, ratio
+
+
+def test_matrix_form_of_a_deep_gradient_names_its_limit() -> None:
+    derived = _chain_gradient(1000)
+    with pytest.raises(eg.EinsgradError, match="longer than 100,000 characters"):
+        eg.matrix_form(derived)
+    cut = eg.matrix_form(derived, limit=300)
+    assert cut is not None and len(cut) == 300 and cut.endswith("...")
+    small = _chain_gradient(3)
+    whole = eg.matrix_form(small)
+    assert whole is not None and len(whole) > 40
+    assert eg.matrix_form(small, limit=40) == whole[:37] + "..."
+    assert eg.matrix_form(small, limit=len(whole)) == whole
