@@ -832,6 +832,9 @@ def test_a_mean_of_a_transposed_layer_ends_in_a_matrix_formula_with_its_einsum()
 
 # --- sizes past the alphabets: labels and names never run out -------------------------------
 
+#: explain's display labels, in order: these letters (o left out), then i1, i2, ...
+DISPLAY = [*"ijklmnpqrstuvwxyzabcdefgh", *(f"i{k}" for k in range(1, 100))]
+
 
 @pytest.mark.parametrize("count", [25, 30, 52])
 def test_an_einsum_with_more_labels_than_display_letters_is_explained(count: int) -> None:
@@ -856,3 +859,44 @@ def test_an_einsum_with_more_labels_than_display_letters_is_explained(count: int
     forward = [pair[0] for pair in deltas]
     assert [pair[1] for pair in deltas] == list(labels)  # one δ per label of X
     assert len(set(forward)) == count and not set(forward) & set(labels)
+
+
+def test_a_2000_term_sum_is_explained() -> None:
+    """x + x + ... + x (2000 terms): 1999 intermediate sums, each with a name of its own
+    (more than the display names there used to be), and ∂L/∂x = 2000 · 1."""
+    x = eg.var("x", (3,))
+    total = x
+    for _ in range(1999):
+        total = total + x
+    d = eg.explain(eg.sum(total), x)
+    definitions = step(d, "where").text
+    names = [line.split(" = ")[0] for line in definitions]
+    assert len(names) == 1999 == len(set(names))
+    arrays = random_arrays({"x": (3,)})
+    assert_close(value(d, arrays), np.full(3, 2000.0), "by hand")
+
+    def loss(x: Any) -> Any:
+        return anp.sum(2000 * x)
+
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "x"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["x"])[0], "autograd")
+
+
+def test_a_bias_broadcast_over_30_axes_sums_over_each_of_them() -> None:
+    """b (3) added to X (2×1×…×1×3, rank 30): ∂L/∂b sums ∂L/∂Y over the 29 leading
+    axes, with a label for each, past the display letters."""
+    shape = (2,) + (1,) * 28 + (3,)
+    X, b = eg.var("X", shape), eg.var("b", (3,))
+    d = eg.explain(eg.sum(eg.tanh(X + b)), b)
+    labels = DISPLAY[:30]
+    sums = "".join(f"Σ_{label} " for label in labels[:29])
+    assert f"∂L/∂b_{labels[29]} = {sums}∂L/∂Y_{','.join(labels)}" in lines(d)
+    arrays = random_arrays({"X": shape, "b": (3,)})
+
+    def loss(X: Any, b: Any) -> Any:
+        return anp.sum(anp.tanh(X + b))
+
+    by_hand = (1 - np.tanh(arrays["X"] + arrays["b"]) ** 2).reshape(-1, 3).sum(axis=0)
+    assert_close(value(d, arrays), by_hand, "by hand")
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "b"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["b"])[0], "autograd")
