@@ -32,6 +32,7 @@ from oracles import assert_close, autograd_gradients, finite_difference
 import einsgrad as eg
 from einsgrad import Derivation, Step
 from einsgrad.core.spec import parse_spec
+from einsgrad.rules.einsum import einsum_steps
 
 REPRODUCIBLE = settings(
     derandomize=True,
@@ -827,3 +828,75 @@ def test_a_mean_of_a_transposed_layer_ends_in_a_matrix_formula_with_its_einsum()
     want = np.ones((4, 5)) @ x / 20
     got = d.result(X=x, W=np.zeros((4, 3)), b=np.zeros(4))
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- sizes past the alphabets: labels and names never run out -------------------------------
+
+#: explain's display labels, in order: these letters (o left out), then i1, i2, ...
+DISPLAY = [*"ijklmnpqrstuvwxyzabcdefgh", *(f"i{k}" for k in range(1, 100))]
+
+
+@pytest.mark.parametrize("count", [25, 30, 52])
+def test_an_einsum_with_more_labels_than_display_letters_is_explained(count: int) -> None:
+    """L = Σ X ⊙ Z over ``count`` labels: every label of X needs a fresh label in the
+    partial derivative, more than the 25 display letters once ``count`` is 25."""
+    labels = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[:count]
+    shape = (2, 3) + (1,) * (count - 2)
+    X, Z = eg.var("X", shape), eg.var("Z", shape)
+    spec = f"{labels},{labels}->"
+    d = eg.explain(eg.einsum(spec, X, Z), X)
+    assert d.summary == "∂L/∂X = Z"  # ∂/∂X_t Σ_s X_s Z_s = Z_t
+    arrays = random_arrays({"X": shape, "Z": shape})
+    assert_close(value(d, arrays), arrays["Z"], "by hand")
+
+    def loss(X: Any, Z: Any) -> Any:
+        return anp.sum(X * Z)
+
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "X"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["X"])[0], "autograd")
+    steps = einsum_steps(parse_spec(spec), 0, ["X", "Z"], "L")
+    deltas = [f.labels for f in steps.raw_partial.factors if f.kind == "delta"]
+    forward = [pair[0] for pair in deltas]
+    assert [pair[1] for pair in deltas] == list(labels)  # one δ per label of X
+    assert len(set(forward)) == count and not set(forward) & set(labels)
+
+
+def test_a_2000_term_sum_is_explained() -> None:
+    """x + x + ... + x (2000 terms): 1999 intermediate sums, each with a name of its own
+    (more than the display names there used to be), and ∂L/∂x = 2000 · 1."""
+    x = eg.var("x", (3,))
+    total = x
+    for _ in range(1999):
+        total = total + x
+    d = eg.explain(eg.sum(total), x)
+    definitions = step(d, "where").text
+    names = [line.split(" = ")[0] for line in definitions]
+    assert len(names) == 1999 == len(set(names))
+    arrays = random_arrays({"x": (3,)})
+    assert_close(value(d, arrays), np.full(3, 2000.0), "by hand")
+
+    def loss(x: Any) -> Any:
+        return anp.sum(2000 * x)
+
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "x"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["x"])[0], "autograd")
+
+
+def test_a_bias_broadcast_over_30_axes_sums_over_each_of_them() -> None:
+    """b (3) added to X (2×1×…×1×3, rank 30): ∂L/∂b sums ∂L/∂Y over the 29 leading
+    axes, with a label for each, past the display letters."""
+    shape = (2,) + (1,) * 28 + (3,)
+    X, b = eg.var("X", shape), eg.var("b", (3,))
+    d = eg.explain(eg.sum(eg.tanh(X + b)), b)
+    labels = DISPLAY[:30]
+    sums = "".join(f"Σ_{label} " for label in labels[:29])
+    assert f"∂L/∂b_{labels[29]} = {sums}∂L/∂Y_{','.join(labels)}" in lines(d)
+    arrays = random_arrays({"X": shape, "b": (3,)})
+
+    def loss(X: Any, b: Any) -> Any:
+        return anp.sum(anp.tanh(X + b))
+
+    by_hand = (1 - np.tanh(arrays["X"] + arrays["b"]) ** 2).reshape(-1, 3).sum(axis=0)
+    assert_close(value(d, arrays), by_hand, "by hand")
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "b"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["b"])[0], "autograd")

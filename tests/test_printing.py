@@ -12,6 +12,7 @@ missing from the text where it is missing from the program, and where it was an 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import autograd.numpy as anp
@@ -104,3 +105,68 @@ def test_shapeless_broadcasts_still_get_their_sums(shapes: dict[str, tuple[int, 
     for name, value, want in zip("XWb", got, expected, strict=True):
         assert value.shape == shapes[name], name
         np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+# --- deep and shared expressions: printing is linear in the DAG and bounded -----------------
+
+
+def _chain_gradient(layers: int) -> eg.Expr:
+    """∂/∂x of sum(y_n) for y_k = tanh(1.1 · y_{k-1}), y_0 = x: every layer's value is
+    used twice by the gradient, so the gradient written as a tree (inline) doubles in
+    length with each layer."""
+    x = eg.var("x", (4,))
+    y = x
+    for _ in range(layers):
+        y = eg.tanh(y * 1.1)
+    return eg.grad(eg.sum(y), x)
+
+
+def test_repr_of_a_1000_layer_gradient_is_short() -> None:
+    derived = _chain_gradient(1000)
+    text = repr(derived)
+    assert text.startswith("<einsgrad.Expr ") and text.endswith("...>")
+    assert len(text) == len("<einsgrad.Expr >") + 200  # the limit repr documents
+    # str() names each shared value once: one line per shared node, so about one per layer.
+    program = str(derived)
+    assert 1000 <= program.count("\n") <= 4000
+
+
+def test_a_cut_text_is_the_start_of_the_whole_text() -> None:
+    terms = [eg.var(f"v{k}", (2,)) for k in range(100)]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    whole = " + ".join(f"v{k}" for k in range(100))  # left-associated sums need no brackets
+    assert str(total) == whole
+    assert repr(total) == f"<einsgrad.Expr {whole[:197]}...>"
+    assert eg.matrix_form(total, limit=50) == whole[:47] + "..."
+
+
+def _best_time(function: Any, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_repr_time_grows_linearly_with_depth() -> None:
+    """A generous bound: 4× the layers may take at most 12× the time (linear takes about
+    4×; writing the DAG inline, as repr once did, grows exponentially with the depth)."""
+    small, large = _chain_gradient(200), _chain_gradient(800)
+    ratio = _best_time(lambda: repr(large)) / _best_time(lambda: repr(small))
+    assert ratio < 12, ratio
+
+
+def test_matrix_form_of_a_deep_gradient_names_its_limit() -> None:
+    derived = _chain_gradient(1000)
+    with pytest.raises(eg.EinsgradError, match="longer than 100,000 characters"):
+        eg.matrix_form(derived)
+    cut = eg.matrix_form(derived, limit=300)
+    assert cut is not None and len(cut) == 300 and cut.endswith("...")
+    small = _chain_gradient(3)
+    whole = eg.matrix_form(small)
+    assert whole is not None and len(whole) > 40
+    assert eg.matrix_form(small, limit=40) == whole[:37] + "..."
+    assert eg.matrix_form(small, limit=len(whole)) == whole

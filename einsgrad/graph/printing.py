@@ -8,21 +8,105 @@
 
 Nodes used more than once get a name ``t1, t2, ...`` and a line of their own; everything
 else is written inline.
+
+Each node's text is built once, as a :class:`Template` that refers to its children's
+texts by placeholder instead of copying them, and the text is assembled at the end in
+one left-to-right pass. So printing is linear in the size of the DAG (and of the text),
+however deep the expression; and with a ``limit`` the assembly stops after ``limit``
+characters, so a text that would be exponentially long (a DAG written inline, as a tree)
+is never built.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from einsgrad.core import kinds
-from einsgrad.core.ir import Const, Expr, Var, toposort
+from einsgrad.core.ir import Const, Expr, Var
 
-__all__ = ["ATOM", "axis_text", "const_text", "short_name", "to_text"]
+__all__ = [
+    "ATOM",
+    "TRUNCATED",
+    "Template",
+    "axis_text",
+    "const_text",
+    "literal_length",
+    "short_name",
+    "to_text",
+    "visible_order",
+]
 
 ATOM = 1000
+
+#: What ends a text cut at its limit.
+TRUNCATED = "..."
+
+# Placeholders are private-use characters, which no identifier, number or einsum spec has.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_OPEN}([0-9]+){_CLOSE}")
+
+
+class Template:
+    """Texts that refer to each other by placeholder: a node's rule writes the placeholder
+    of a child where it would have copied the child's whole text.
+
+    ``add(text)`` stores a text and returns its placeholder (``reserve`` a placeholder
+    first and ``fill`` it later for a text written after its parent's); ``expand(text)``
+    writes a text with every placeholder replaced, iteratively (no recursion, whatever the
+    depth).
+    """
+
+    def __init__(self) -> None:
+        self._stored: list[list[str | int]] = []
+
+    def add(self, text: str) -> str:
+        """Store ``text`` (which may hold placeholders); return its own placeholder."""
+        placeholder = self.reserve()
+        self.fill(placeholder, text)
+        return placeholder
+
+    def reserve(self) -> str:
+        """A placeholder for a text to be given later by :meth:`fill` (empty until then)."""
+        self._stored.append([])
+        return f"{_OPEN}{len(self._stored) - 1}{_CLOSE}"
+
+    def fill(self, placeholder: str, text: str) -> None:
+        """Give the reserved ``placeholder`` its text."""
+        self._stored[int(placeholder[1:-1])] = _pieces(text)
+
+    def expand(self, text: str, cap: int | None = None) -> str:
+        """``text`` with its placeholders expanded, cut after ``cap`` characters if given."""
+        chunks: list[str] = []
+        length = 0
+        stack: list[tuple[list[str | int], int]] = [(_pieces(text), 0)]
+        while stack and (cap is None or length < cap):
+            pieces, at = stack.pop()
+            if at == len(pieces):
+                continue
+            stack.append((pieces, at + 1))
+            piece = pieces[at]
+            if isinstance(piece, int):
+                stack.append((self._stored[piece], 0))
+            else:
+                chunks.append(piece)
+                length += len(piece)
+        joined = "".join(chunks)
+        return joined if cap is None else joined[:cap]
+
+
+def literal_length(text: str) -> int:
+    """The length of ``text`` without its placeholders: what it adds to the expanded text."""
+    return len(_PLACEHOLDER.sub("", text))
+
+
+def _pieces(text: str) -> list[str | int]:
+    # re.split alternates literal text and the captured numbers of the placeholders.
+    split = _PLACEHOLDER.split(text)
+    return [int(piece) if odd % 2 else piece for odd, piece in enumerate(split) if piece]
 
 
 def short_name(expr: Expr) -> str:
@@ -51,6 +135,30 @@ def axis_text(axes: tuple[int, ...] | None) -> str:
     return f", axis={axes[0]}" if len(axes) == 1 else f", axis={axes}"
 
 
+def visible_order(root: Expr, given: Mapping[Expr, Any]) -> list[Expr]:
+    """The nodes below ``root`` children first, not looking below the nodes of ``given``
+    (other than ``root``): they are written as their given names, whatever they hold."""
+    order: list[Expr] = []
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node is not root and node in given:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for dep in reversed(node.children + node.references):
+            if id(dep) not in seen:
+                stack.append((dep, False))
+    return order
+
+
 def to_text(
     expr: Expr,
     *,
@@ -59,20 +167,27 @@ def to_text(
     given: Mapping[Expr, str] | None = None,
 ) -> str:
     """Render ``expr``. With ``inline=True`` shared nodes are repeated instead of named;
-    nodes in ``given`` are written as the names it gives them (``{dY: "∂L/∂Y"}``)."""
-    order = toposort([expr])
+    nodes in ``given`` are written as the names it gives them (``{dY: "∂L/∂Y"}``).
+
+    With ``limit``, a longer text is cut to ``limit`` characters ending in ``...``; only
+    that much of it is ever assembled.
+    """
+    given = {} if given is None else given
+    order = visible_order(expr, given)
     uses: dict[Expr, int] = {}
     for node in order:
-        for dep in node.children + node.references:
-            uses[dep] = uses.get(dep, 0) + 1
+        if node is expr or node not in given:
+            for dep in node.children + node.references:
+                uses[dep] = uses.get(dep, 0) + 1
     names: dict[Expr, str] = {}
     lines: list[str] = []
     rendered: dict[Expr, tuple[str, int]] = {}
+    template = Template()
 
     def text_of(node: Expr) -> tuple[str, int]:
         if node in names:
             return names[node], ATOM
-        if given is not None and node in given:
+        if node is not expr and node in given:
             return given[node], ATOM
         return rendered[node]
 
@@ -83,16 +198,21 @@ def to_text(
         return text
 
     for node in order:
-        rendered[node] = _render(node, text_of, wrap)
+        if node is not expr and node in given:
+            continue
+        text, precedence = _render(node, text_of, wrap)
+        rendered[node] = template.add(text), precedence
         shared = uses.get(node, 0) > 1 and node is not expr
         if not inline and shared and not isinstance(node, Var | Const):
             name = f"t{len(names) + 1}"
             names[node] = name
             lines.append(f"{name} = {rendered[node][0]}")
-    result = rendered[expr][0]
-    text = "\n".join([*lines, result])
-    if limit is not None and len(text) > limit:
-        text = text[: max(0, limit - 3)] + "..."
+    body = "\n".join([*lines, rendered[expr][0]])
+    if limit is None:
+        return template.expand(body)
+    text = template.expand(body, limit + 1)
+    if len(text) > limit:
+        text = text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
     return text
 
 

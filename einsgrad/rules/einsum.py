@@ -29,6 +29,7 @@ function differentiates its own output (Hessians, higher orders).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,14 @@ from einsgrad.core import kinds
 from einsgrad.core.derivation import EinsumSteps, Factor, IndexTerm, RuleSteps
 from einsgrad.core.errors import NoFormError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Meta, Seed, Shape, Size
-from einsgrad.core.labels import DISPLAY_LETTERS, LETTERS, letters
+from einsgrad.core.labels import (
+    LETTERS,
+    default_operand_names,
+    fresh_labels,
+    letters,
+    output_name,
+    valid_names,
+)
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
 from einsgrad.graph.matrix_text import einsum_form
@@ -173,7 +181,11 @@ class BackwardRule:
         return backend.finish(result, dtype, inputs)
 
     def index_form(self) -> str:
-        """The rule in index notation, e.g. ``dW[i,j] = Σ_b X[b,i] · dY[b,j]``."""
+        """The rule in index notation, e.g. ``dW[i,j] = Σ_b X[b,i] · dY[b,j]``.
+
+        Its length is linear in the spec's: each copy of a repeated label is written
+        with at most three primes (``i′``, ``i′′``, ``i′′′``), then numbered (``i′4``).
+        """
         forward = parse_spec(self.forward)
         target = list(forward.inputs[self.wrt])
         others = [
@@ -187,7 +199,7 @@ class BackwardRule:
         for label in target:
             if label != ELLIPSIS and label in seen:
                 seen[label] += 1
-                primed = label + "′" * seen[label]
+                primed = _primed(label, seen[label])
                 deltas.append(f"δ[{label},{primed}]")
                 left.append(primed)
             else:
@@ -227,11 +239,10 @@ class BackwardRule:
         return f"{self.index_form()}    einsum {self.spec!r}{suffix}"
 
 
-def _default_names(count: int) -> tuple[str, ...]:
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    if count <= len(letters):
-        return tuple(letters[:count])
-    return tuple(f"A{k}" for k in range(count))
+def _primed(label: str, copy: int) -> str:
+    """The ``copy``-th copy of a repeated label: ``i′``, ``i′′``, ``i′′′``, then ``i′4``, ``i′5``,
+    so that a label repeated n times costs O(n) characters, not O(n²)."""
+    return label + "′" * copy if copy <= 3 else f"{label}′{copy}"
 
 
 def backward(
@@ -253,6 +264,11 @@ def backward(
     ``einsum(s_1,…,s_{k-1},s_{k+1},…,s_n,o -> s_k)`` over the other operands and the
     output's cotangent (see the module documentation for the derivation), broadcast along
     labels only ``s_k`` has and placed on the diagonal of labels ``s_k`` repeats.
+
+    ``names`` are the operands' display names: one distinct Python identifier each
+    (default ``A, B, ...``; ``A0, A1, ...`` past 26 operands). ``output`` names the output
+    (``dY`` its cotangent); if an operand has that name, the first free one of
+    ``Y, Z, Out, Result, Out1, ...`` is used.
     """
     parsed = parse_spec(spec)
     count = len(parsed.inputs)
@@ -262,13 +278,23 @@ def backward(
     if not -count <= wrt < count:
         raise SpecError(f"einsum {parsed.text!r} has {count} operands; wrt={wrt} is out of range")
     wrt %= count
-    operand_names = tuple(names) if names is not None else _default_names(count)
-    if len(operand_names) != count:
-        raise SpecError(
-            f"einsum {parsed.text!r} has {count} operands but {len(operand_names)} names"
-        )
-    if output in operand_names:  # dY must not read as the gradient of an operand named Y
-        output = next(n for n in ("Y", "Z", "Out", "Result") if n not in operand_names)
+    what = f"einsum {parsed.text!r}"
+    if not isinstance(output, str) or not output.isidentifier():
+        raise SpecError(f"the output name of {what} must be a Python identifier, got {output!r}")
+    operand_names = (
+        default_operand_names(count) if names is None else valid_names(names, count, what)
+    )
+    return _backward_rule(parsed, wrt, operand_names, output)
+
+
+def _backward_rule(
+    parsed: Spec, wrt: int, operand_names: Sequence[str], output: str
+) -> BackwardRule:
+    """:func:`backward` of a parsed spec, with the display names as given: explain names
+    operands by what they are (a number ``2.0``, one variable twice), not by identifiers."""
+    operand_names = tuple(operand_names)
+    # dY must not read as the gradient of an operand named Y
+    output = output_name(output, operand_names)
     full = backward_spec(parsed, wrt)
     target = parsed.inputs[wrt]
     carried = {label for term in full.inputs for label in term}
@@ -277,7 +303,7 @@ def backward(
         # numpy cannot sum '...' away in an explicit output: keep it, and sum it after.
         core = ELLIPSIS + core
     contraction = ",".join("".join(term) for term in full.inputs) + "->" + core
-    counts = {label: target.count(label) for label in target if label != ELLIPSIS}
+    counts = Counter(label for label in target if label != ELLIPSIS)  # linear in the term
     return BackwardRule(
         forward=parsed.text,
         wrt=wrt,
@@ -516,7 +542,7 @@ def _explain(
     if not plain or any(op.shape is None for op in node.operands):
         return RuleSteps(
             f"Through {output_name} = einsum('{node.spec.text}', …)",
-            rule=backward(node.spec.text, position, names=list(names), output=output_name),
+            rule=_backward_rule(parse_spec(node.spec.text), position, names, output_name),
         )
     return einsum_steps(node.spec, position, names, output_name)
 
@@ -594,12 +620,11 @@ def einsum_steps(spec: Spec, wrt: int, names: Sequence[str], output_name: str) -
     """
     target_labels = tuple(spec.inputs[wrt])
     taken = set(target_labels) | {label for term in spec.inputs for label in term}
+    fresh = fresh_labels(taken)
     rename: dict[str, str] = {}
     for label in dict.fromkeys([*spec.output, *(lab for term in spec.inputs for lab in term)]):
         if label in target_labels:
-            fresh = next(c for c in DISPLAY_LETTERS if c not in taken)
-            taken.add(fresh)
-            rename[label] = fresh
+            rename[label] = next(fresh)
         else:
             rename[label] = label
     terms = [tuple(rename[label] for label in term) for term in spec.inputs]
@@ -651,5 +676,5 @@ def einsum_steps(spec: Spec, wrt: int, names: Sequence[str], output_name: str) -
         tied=tuple(tie.items()),
         result=IndexTerm((*final, upstream), contracting),
         contracting=contracting,
-        rule=backward(spec.text, wrt, names=list(names), output=output_name),
+        rule=_backward_rule(parse_spec(spec.text), wrt, names, output_name),
     )

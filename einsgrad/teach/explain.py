@@ -20,8 +20,9 @@ a mean what it divides by: ``1/B`` over the batch axis, ``1/(B·M)`` over all en
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -37,7 +38,7 @@ from einsgrad.core.derivation import (
 )
 from einsgrad.core.errors import GradError, MissingRuleError, ShapeError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Var, reaching, toposort
-from einsgrad.core.labels import DISPLAY_LETTERS
+from einsgrad.core.labels import display_label, index_label
 from einsgrad.core.spec import ELLIPSIS, parse_spec
 from einsgrad.frontends.parse import parse_expr
 from einsgrad.graph import ops
@@ -59,6 +60,9 @@ from einsgrad.teach.notation import (
 __all__ = ["Derivation", "Step", "explain"]
 
 _NAMES = ["Y", "Z", "H", "U", "V", "P", "Q", "R", "S", "T"]
+
+#: A formula in a step is cut after this many characters (it could be exponentially long).
+_FORMULA_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,7 @@ class _Namer:
     def __init__(self, variables: Sequence[str]) -> None:
         self.names: dict[Expr, str] = {}
         self.taken = set(variables)
-        self.pool = iter(_NAMES + [f"T{k}" for k in range(1, 1000)])
+        self.pool = itertools.chain(_NAMES, (f"T{k}" for k in itertools.count(1)))
         self.definitions: list[tuple[str, Expr]] = []
 
     def __call__(self, node: Expr) -> str:
@@ -325,9 +329,31 @@ def _is_permutation(node: Expr) -> bool:
     )
 
 
+class _NamesExcept(Mapping[Expr, str]):
+    """The namer's names but those of one node (and of ``own``), without copying them: a
+    definition then costs its own size, not the number of names."""
+
+    def __init__(self, names: Mapping[Expr, str], node: Expr, own: str) -> None:
+        self.names, self.node, self.own = names, node, own
+
+    def __getitem__(self, key: Expr) -> str:
+        if key not in self:
+            raise KeyError(key)
+        return self.names[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key is not self.node and key in self.names and self.names[key] != self.own  # type: ignore[index]
+
+    def __iter__(self) -> Iterator[Expr]:
+        return (key for key in self.names if key in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def _expression_text(node: Expr, namer: _Namer, own: str) -> str:
-    names = {n: name for n, name in namer.names.items() if n is not node and name != own}
-    form = matrix_form(node, names, style="math")
+    names = _NamesExcept(namer.names, node, own)
+    form = matrix_form(node, names, style="math", limit=_FORMULA_LIMIT)
     if form is not None:
         return form
     return to_text(node, inline=True, limit=120)
@@ -343,7 +369,7 @@ def _definitions(namer: _Namer) -> list[Step]:
 
 def _summary(result: Expr, variable: Var, namer: _Namer) -> str:
     names = dict(namer.names)
-    form = matrix_form(result, names, style="math")
+    form = matrix_form(result, names, style="math", limit=_FORMULA_LIMIT)
     text = form if form is not None else to_text(result, inline=True, limit=200)
     return f"∂L/∂{variable.name} = {text}"
 
@@ -406,7 +432,7 @@ def _einsum_steps(data: EinsumSteps, node: Expr, child: Expr, namer: _Namer) -> 
     derived = simplify(einsum_vjp(node, cotangent, data.wrt))
     matrix_names = dict(namer.names)
     matrix_names[cotangent] = f"∂L/∂{out_name}"
-    matrix = matrix_form(derived, matrix_names, style="math")
+    matrix = matrix_form(derived, matrix_names, style="math", limit=_FORMULA_LIMIT)
     steps.append(_result_step(data, target, matrix))
     shape_lines = [f"∂L/∂{target} has the shape of {target}: {_shape_text(child.shape)}"]
     factors = [
@@ -511,7 +537,7 @@ def _rule_steps(data: RuleSteps, node: Expr, child: Expr, namer: _Namer) -> list
     names = dict(namer.names)
     names[data.cotangent] = f"∂L/∂{namer(node)}"
     result = simplify(data.result)
-    text = matrix_form(result, names, style="math") or to_text(
+    text = matrix_form(result, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         result, inline=True, limit=120, given=names
     )
     return [Step(data.title, (f"∂L/∂{namer(child)} = {text}",))]
@@ -552,7 +578,7 @@ def _applied(partial: Expr, upstream: str, namer: _Namer) -> str:
     if value is not None:
         return f"{number_text(value)} · {upstream}"
     names = dict(namer.names)
-    factor = matrix_form(partial, names, style="math") or to_text(
+    factor = matrix_form(partial, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         partial, inline=True, limit=80, given=names
     )
     return f"{upstream} ⊙ {factor}" if partial.shape not in ((), None) else f"{upstream} · {factor}"
@@ -563,7 +589,7 @@ def _reduction_steps(data: ReductionSteps, node: Expr, child: Expr, namer: _Name
     out_name, target = namer(node), namer(child)
     names = dict(namer.names)
     partial = data.partial  # not simplified: its parts keep the names of the derivation
-    factor = matrix_form(partial, names, style="math") or to_text(
+    factor = matrix_form(partial, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         partial, inline=True, limit=120, given=names
     )
     lines = [
@@ -589,13 +615,14 @@ def _summed_gradient(child: Expr, node: Expr, target: str, applied: str, upstrea
     """
     assert child.shape is not None and node.shape is not None
     lead = len(node.shape) - len(child.shape)
-    labels = DISPLAY_LETTERS[: len(node.shape)]
+    labels = [display_label(i) for i in range(len(node.shape))]
     summed = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
     # A kept axis of size 1 has the one index 0.
-    kept = "".join("0" if i in summed else labels[i] for i in range(lead, len(node.shape)))
-    body = f"{upstream}_{labels}" if applied == upstream else f"({applied})_{labels}"
+    kept = ["0" if i in summed else labels[i] for i in range(lead, len(node.shape))]
+    gradient = upstream if applied == upstream else f"({applied})"
+    body = f"{gradient}{index_label(labels)}"
     sums = "".join(f"Σ_{labels[i]} " for i in summed)
-    text = f"∂L/∂{target}{'_' + kept if kept else ''} = {sums}{body}"
+    text = f"∂L/∂{target}{index_label(kept)} = {sums}{body}"
     if lead == 1 and len(node.shape) == 2 and summed == [0]:
         operand = upstream if applied == upstream else f"({applied})"
         text += f", so ∂L/∂{target} = 1ᵀ·{operand}"
@@ -662,14 +689,14 @@ def _broadcast_line(child: Expr, node: Expr, target: str, out_name: str) -> str:
     assert child.shape is not None and node.shape is not None
     lead = len(node.shape) - len(child.shape)
     axes = [i for i in range(len(node.shape)) if i < lead or child.shape[i - lead] == 1]
-    labels = [DISPLAY_LETTERS[i] for i in range(len(node.shape))]
+    labels = [display_label(i) for i in range(len(node.shape))]
     summed = [labels[i] for i in axes]
     kept = labels[lead:]
     text = (
         f"{target} ({_shape_text(child.shape)}) was broadcast to {_shape_text(node.shape)}: "
-        f"sum over {', '.join(summed)}: ∂L/∂{target}{'_' + ''.join(kept) if kept else ''} = "
+        f"sum over {', '.join(summed)}: ∂L/∂{target}{index_label(kept)} = "
         + "".join(f"Σ_{s} " for s in summed)
-        + f"(∂L/∂{target} as above){'_' + ''.join(labels) if labels else ''}"
+        + f"(∂L/∂{target} as above){index_label(labels)}"
     )
     if len(node.shape) == 2 and len(child.shape) == 1:
         text += "  — in matrix form 1ᵀ·(…), a sum of the rows, as for a bias"

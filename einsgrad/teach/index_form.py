@@ -7,25 +7,59 @@ becomes a product of indexed tensors with its summed labels written out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from einsgrad.core import kinds
 from einsgrad.core.errors import EinsgradError, NoFormError
-from einsgrad.core.ir import Einsum, Expr, Map, Var
-from einsgrad.core.labels import DISPLAY_LETTERS, index_label
+from einsgrad.core.ir import Einsum, Expr, Map, Var, toposort
+from einsgrad.core.labels import DISPLAY_LETTERS, display_label, index_label
 from einsgrad.frontends.index import FUNCTIONS
-from einsgrad.graph.printing import short_name
+from einsgrad.graph.printing import Template, literal_length, short_name
 from einsgrad.passes.simplify import simplify
+from einsgrad.teach.notation import NOTATION_LIMIT
 
 __all__ = ["to_einsum", "to_index", "to_latex"]
 
 
+#: Fresh labels are these letters (i to z but o), then i1, i2, ... without end.
+_ALPHABET = DISPLAY_LETTERS[:17]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What writing one node does, whatever labels it gets: the precedence of its text,
+    the number of fresh labels its whole subtree hands out, or the error it raises."""
+
+    precedence: int = 0
+    labels_used: int = 0
+    error: EinsgradError | None = None
+
+
 class _Writer:
+    """Writes an expression in index notation through each kind's ``index`` rule, without
+    recursion.
+
+    A rule asks the writer for its children's texts (``write``) while it writes its own.
+    Instead of writing a child there and then (a recursion as deep as the expression), the
+    writer hands back a placeholder and the child's precedence, and writes the child
+    later. Two things make that give the same text as writing it there and then: a
+    bottom-up pass first runs every node's rule once to learn its precedence and how many
+    fresh labels its subtree hands out (a rule's precedence and label count depend on its
+    node, not on the labels it is given); and each deferred child starts at the position
+    in the fresh-label sequence its subtree would have started at.
+    """
+
     def __init__(self, latex: bool) -> None:
         self.latex = latex
-        self.pool = iter([*DISPLAY_LETTERS[:17], *(f"i{k}" for k in range(1, 1000))])
+        self.position = 0
+        self.probes: dict[Expr, _Probe] = {}
+        self.probing = False
+        self.deferred: list[tuple[Expr, list[str], int, str]] = []
+        self.template = Template()
 
     def fresh(self) -> str:
-        label: str = next(self.pool)
+        label = display_label(self.position, _ALPHABET)
+        self.position += 1
         return label
 
     def tensor(self, name: str, labels: Sequence[str]) -> str:
@@ -34,10 +68,18 @@ class _Writer:
         return f"{name}[{','.join(labels)}]" if labels else name
 
     def write(self, node: Expr, labels: Sequence[str]) -> tuple[str, int]:
-        """Text of ``node`` with its axes labelled ``labels``, and its precedence: its
-        kind's ``index`` rule, which writes its children through this writer."""
-        written: tuple[str, int] = kinds.rule(node, "index")(node, labels, self)
-        return written
+        """A placeholder for the text of ``node`` with its axes labelled ``labels``, and its
+        precedence; the text itself is written by :meth:`write_all`."""
+        probe = self.probes[node]
+        if probe.error is not None:
+            raise probe.error
+        start = self.position
+        self.position += probe.labels_used
+        if self.probing:
+            return "", probe.precedence
+        placeholder = self.template.reserve()
+        self.deferred.append((node, list(labels), start, placeholder))
+        return placeholder, probe.precedence
 
     def is_function(self, name: str) -> bool:
         """Whether the elementwise primitive ``name`` is written as a function, f(x)."""
@@ -48,6 +90,46 @@ class _Writer:
         that argument carries it: a sum over the function's result needs an explicit Σ."""
         return isinstance(node, Map) and node.op.name in FUNCTIONS
 
+    def probe_all(self, root: Expr) -> _Probe:
+        """Run each node's rule once, children first, with placeholder labels."""
+        self.probing = True
+        for node in toposort([root], references=False):
+            self.position = 0
+            rank = 0 if node.shape is None else len(node.shape)
+            try:
+                _, precedence = self._rule(node, [f"p{k}" for k in range(rank)])
+            except EinsgradError as error:
+                self.probes[node] = _Probe(error=error)
+            else:
+                self.probes[node] = _Probe(precedence, self.position)
+        self.probing = False
+        return self.probes[root]
+
+    def write_all(self, root: Expr, labels: Sequence[str]) -> str:
+        """The text of ``root``: each node written when its parent's text is done, each
+        with the labels and the fresh-label position its parent gave it."""
+        top = self.template.reserve()
+        stack = [(root, list(labels), self.position, top)]
+        written = 0
+        while stack:
+            node, given, start, placeholder = stack.pop()
+            self.position, self.deferred = start, []
+            text, _ = self._rule(node, given)
+            self.template.fill(placeholder, text)
+            written += literal_length(text)
+            if written > NOTATION_LIMIT:
+                raise NoFormError(
+                    f"its index form is longer than {NOTATION_LIMIT:,} characters, einsgrad's "
+                    "limit for written notation (written out, a formula repeats every shared "
+                    "subexpression)"
+                )
+            stack.extend(reversed(self.deferred))
+        return self.template.expand(top)
+
+    def _rule(self, node: Expr, labels: Sequence[str]) -> tuple[str, int]:
+        written: tuple[str, int] = kinds.rule(node, "index")(node, labels, self)
+        return written
+
 
 def _equation(expr: Expr, name: str, latex: bool) -> str:
     if expr.shape is None:
@@ -55,7 +137,11 @@ def _equation(expr: Expr, name: str, latex: bool) -> str:
     writer = _Writer(latex=latex)
     labels = [writer.fresh() for _ in expr.shape]
     try:
-        body, _ = writer.write(expr, labels)
+        probe = writer.probe_all(expr)
+        if probe.error is not None:
+            raise probe.error
+        writer.position = len(labels)
+        body = writer.write_all(expr, labels)
     except NoFormError as error:
         raise EinsgradError(f"cannot write {expr!r} in index notation: {error}") from None
     return f"{writer.tensor(name, labels)} = {body}"

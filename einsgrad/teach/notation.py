@@ -17,11 +17,14 @@ from collections.abc import Mapping
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import Factor, IndexTerm
-from einsgrad.core.ir import Expr, toposort
+from einsgrad.core.errors import NoFormError
+from einsgrad.core.ir import Expr
 from einsgrad.core.labels import index_label
 from einsgrad.graph.matrix_text import ATOM, Form, Style, number_text
+from einsgrad.graph.printing import TRUNCATED, Template, visible_order
 
 __all__ = [
+    "NOTATION_LIMIT",
     "factor_latex",
     "factor_text",
     "matrix_form",
@@ -29,6 +32,9 @@ __all__ = [
     "term_latex",
     "term_text",
 ]
+
+#: The longest formula (matrix or index notation) einsgrad writes out, in characters.
+NOTATION_LIMIT = 100_000
 
 # --- index terms: the writer of the derivation data in einsgrad.core.derivation ----------
 
@@ -85,19 +91,51 @@ def term_latex(term: IndexTerm) -> str:
 
 
 def matrix_form(
-    expr: Expr, names: Mapping[Expr, str] | None = None, style: Style = "math"
+    expr: Expr,
+    names: Mapping[Expr, str] | None = None,
+    style: Style = "math",
+    *,
+    limit: int | None = None,
 ) -> str | None:
     """``expr`` in matrix notation, or ``None`` if some part has no matrix form.
 
-    ``names`` overrides how given nodes are written (``{cotangent: "∂L/∂Y"}``). The walk is
-    bottom-up over the DAG, each node written by its kind's ``matrix`` rule from its
-    children's forms.
+    ``names`` overrides how given nodes are written (``{cotangent: "∂L/∂Y"}``), ``expr``
+    itself too; the walk does not look below them. It is bottom-up over the DAG, each
+    node written by its kind's ``matrix`` rule from its children's forms (held as
+    placeholders, so the walk is linear in the DAG however long the formula).
+
+    A formula has no shared subterms, so it can be exponentially longer than its DAG.
+    With ``limit`` a longer formula is cut to ``limit`` characters ending in ``...``;
+    without, one over :data:`NOTATION_LIMIT` characters raises :class:`NoFormError`.
+    Only that much of it is ever assembled.
     """
-    given = dict(names or {})
+    given: Mapping[Expr, str] = {} if names is None else names
+    if expr in given:
+        return given[expr]
+    template = Template()
     forms: dict[Expr, Form] = {}
-    for node in toposort([expr]):
+    for node in visible_order(expr, given):
         if node in given:
             forms[node] = (given[node], ATOM)
-        else:
-            forms[node] = kinds.rule(node, "matrix")(node, forms.__getitem__, style)
-    return forms[expr][0]
+            continue
+        text, precedence = kinds.rule(node, "matrix")(node, forms.__getitem__, style)
+        forms[node] = (None if text is None else template.add(text), precedence)
+    root = forms[expr][0]
+    if root is None:
+        return None
+    return _bounded(template, root, limit)
+
+
+def _bounded(template: Template, root: str, limit: int | None) -> str:
+    """``root`` expanded: cut at ``limit`` with a marker, or at most NOTATION_LIMIT long."""
+    cap = NOTATION_LIMIT if limit is None else limit
+    text = template.expand(root, cap + 1)
+    if len(text) <= cap:
+        return text
+    if limit is None:
+        raise NoFormError(
+            f"the matrix form of this expression is longer than {NOTATION_LIMIT:,} characters, "
+            "einsgrad's limit for written notation (written out, a formula repeats every "
+            "shared subexpression); print the expression instead, which names them"
+        )
+    return text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
