@@ -29,6 +29,7 @@ import numpy as np
 
 from einsgrad import __version__, demo
 from einsgrad.core.errors import EinsgradError
+from einsgrad.core.labels import default_operand_names
 from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec
 from einsgrad.frontends.parse import MAX_LENGTH
 from einsgrad.graph.ops import einsum, var
@@ -44,7 +45,6 @@ __all__ = [
     "MAX_RANK",
     "BadArgument",
     "build_parser",
-    "default_names",
     "main",
     "one_line",
     "parse_shapes",
@@ -171,22 +171,14 @@ def check_spec_size(spec: Spec) -> None:
             )
 
 
-def default_names(count: int) -> tuple[str, ...]:
-    """``A, B, …, Z`` for up to 26 operands, else ``A0, A1, …``: distinct identifiers."""
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    if count <= len(letters):
-        return tuple(letters[:count])
-    return tuple(f"A{k}" for k in range(count))
-
-
 def operand_names(text: str | None, count: int) -> tuple[str, ...]:
-    """The operand names of ``--names`` (default: :func:`default_names`), checked.
+    """The operand names of ``--names`` (default: ``default_operand_names``), checked.
 
     Each is an identifier, none repeats, and none reads as another's gradient (``X`` and
     ``dX``): the output prints ``dX`` for the gradient of ``X``.
     """
     if text is None:
-        return default_names(count)
+        return default_operand_names(count)
     names = tuple(name.strip() for name in text.split(","))
     if len(names) != count:
         raise BadArgument(f"--names gives {len(names)} names for {count} operands")
