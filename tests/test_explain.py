@@ -900,3 +900,24 @@ def test_a_bias_broadcast_over_30_axes_sums_over_each_of_them() -> None:
     assert_close(value(d, arrays), by_hand, "by hand")
     assert_close(value(d, arrays), finite_difference(loss, arrays, "b"), "FD", rtol=1e-6)
     assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["b"])[0], "autograd")
+
+
+def test_a_partial_derivative_that_is_a_difference_is_bracketed() -> None:
+    X = eg.var("X", (3,))
+    lines = eg.explain(eg.sum(eg.tanh(X)), X).text.splitlines()
+    assert "   ∂L/∂X = ∂L/∂Y ⊙ (1 - Y ⊙ Y)" in lines
+
+
+def test_explain_walks_through_a_generalized_einsum_of_the_derivation() -> None:
+    # softmax's graph held the broadcast einsum '->a', which numpy's dialect refuses:
+    # explain re-read it as a user's spec and failed.
+    X = eg.var("X", (3,))
+    derivation = eg.explain(eg.sum(eg.softmax(X) * X), X)
+    x = np.array([0.3, -1.2, 2.0])
+
+    def reference(X: Any) -> Any:
+        shifted = anp.exp(X - anp.max(X))
+        return anp.sum(shifted / anp.sum(shifted) * X)
+
+    (want,) = autograd_gradients(reference, {"X": x}, ["X"])
+    assert_close(derivation.result(X=x), want, "explain(sum(softmax(X) * X)).result")

@@ -186,7 +186,7 @@ class BackwardRule:
         Its length is linear in the spec's: each copy of a repeated label is written
         with at most three primes (``i′``, ``i′′``, ``i′′′``), then numbered (``i′4``).
         """
-        forward = parse_spec(self.forward)
+        forward = parse_spec(self.forward, generalized=True)  # an internal node may be generalized
         target = list(forward.inputs[self.wrt])
         others = [
             (self.operand_names[j], term) for j, term in enumerate(forward.inputs) if j != self.wrt
@@ -542,7 +542,7 @@ def _explain(
     if not plain or any(op.shape is None for op in node.operands):
         return RuleSteps(
             f"Through {output_name} = einsum('{node.spec.text}', …)",
-            rule=_backward_rule(parse_spec(node.spec.text), position, names, output_name),
+            rule=_backward_rule(node.spec, position, names, output_name),
         )
     return einsum_steps(node.spec, position, names, output_name)
 

@@ -581,7 +581,26 @@ def _applied(partial: Expr, upstream: str, namer: _Namer) -> str:
     factor = matrix_form(partial, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         partial, inline=True, limit=80, given=names
     )
-    return f"{upstream} ⊙ {factor}" if partial.shape not in ((), None) else f"{upstream} · {factor}"
+    product = "⊙" if partial.shape not in ((), None) else "·"
+    return f"{upstream} {product} {_bracketed(factor)}"
+
+
+def _bracketed(formula: str) -> str:
+    """``formula`` in brackets if a sum or difference shows at its top level, so that it
+    reads as one factor of a product (``∂L/∂Y ⊙ (1 - Y ⊙ Y)``, not ``∂L/∂Y ⊙ 1 - Y ⊙ Y``)."""
+    depth = 0
+    for position, character in enumerate(formula):
+        if character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+        elif (
+            depth == 0
+            and character in "+-−"
+            and formula[position - 1 : position + 2] == (f" {character} ")
+        ):
+            return f"({formula})"
+    return formula
 
 
 def _reduction_steps(data: ReductionSteps, node: Expr, child: Expr, namer: _Namer) -> list[Step]:
@@ -595,7 +614,8 @@ def _reduction_steps(data: ReductionSteps, node: Expr, child: Expr, namer: _Name
     lines = [
         f"{out_name} = {node.op.name}({target}, axis={data.axes})",
         f"rule: {data.rule}",
-        f"∂L/∂{target} = (∂L/∂{out_name} broadcast back over axis {data.axes}) ⊙ {factor}",
+        f"∂L/∂{target} = (∂L/∂{out_name} broadcast back over axis {data.axes})"
+        f" ⊙ {_bracketed(factor)}",
     ]
     return [Step(f"Through {out_name} = {node.op.name}(…)", tuple(lines))]
 
