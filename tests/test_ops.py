@@ -162,12 +162,23 @@ REDUCTION_CASES: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
 }
 
 
+def _finite_max(x: np.ndarray, axis: Any) -> np.ndarray:
+    top = np.max(x, axis=axis)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
+# Shifts: reductions registered without a derivative, because every function built on them
+# is invariant under the shift (softmax, log_softmax). Built as IR nodes: they are internal.
+SHIFT_CASES: dict[str, Callable[..., Any]] = {"max_shift": _finite_max}
+
+
 def test_tables_cover_the_registry() -> None:
     differentiable = {name for name, op in ELEMENTWISE.items() if op.differentiable}
     masks = {name for name, op in ELEMENTWISE.items() if not op.differentiable}
     assert set(ELEMENTWISE_CASES) == differentiable
     assert set(MASK_CASES) == masks
-    assert set(REDUCTION_CASES) == set(REDUCTIONS)
+    assert set(REDUCTION_CASES) == {n for n, op in REDUCTIONS.items() if op.differentiable}
+    assert set(SHIFT_CASES) == {n for n, op in REDUCTIONS.items() if not op.differentiable}
 
 
 def _op_params() -> list[Any]:
@@ -410,6 +421,26 @@ def test_registered_reductions(name: str, shape: Shape) -> None:
     arrays = {"X": rng.normal(size=shape)}
     loss = build(eg.var("X", shape))
     check_gradients(loss, lambda X: reference(X, None), arrays, ["X"])
+
+
+@pytest.mark.parametrize("name", sorted(SHIFT_CASES))
+@pytest.mark.parametrize("axis", [None, -1, (0, 2)], ids=repr)
+def test_shifts_are_exact_and_have_zero_derivative(name: str, axis: Any) -> None:
+    reference = SHIFT_CASES[name]
+    x = np.random.default_rng(12).normal(size=(2, 3, 4))
+    x[0, 0, :] = [np.inf, 1.0, -np.inf, 2.0]  # an infinite maximum shifts by 0
+    x[1, 2, :] = -np.inf
+    X = eg.var("X", x.shape)
+    shift = ops.reduction(REDUCTIONS[name], X, ops._axis_tuple(axis))
+    np.testing.assert_array_equal(shift(X=x), reference(x, axis))
+    # Zero by design, not the maximum's derivative (which is no oracle for it): the
+    # functions using the shift are checked against autograd and finite differences.
+    weights = np.random.default_rng(13).normal(size=np.shape(reference(x, axis)))
+    point = np.random.default_rng(14).normal(size=x.shape)
+    loss = eg.sum(shift * weights)
+    np.testing.assert_array_equal(eg.grad(loss, X)(X=point), np.zeros(x.shape))
+    tangent = eg.jvp(shift, {X: np.ones(x.shape)})
+    np.testing.assert_array_equal(tangent(X=point), np.zeros(np.shape(weights)))
 
 
 def test_softmax_sums_to_one_along_its_axes() -> None:
