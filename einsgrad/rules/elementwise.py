@@ -107,12 +107,17 @@ def _negative(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, .
 
 @elementwise("power", lambda xp, x, p: xp.power(x, p), 2, infix="**", precedence=40)
 def _power(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
-    """y_i = x_i ** p for a constant scalar p;  x̄_i = ȳ_i · p · x_i ** (p − 1).
+    """y_i = x_i ** p for a constant scalar p;  x̄_i = ȳ_i · p · x_i ** (p − 1), and x̄_i = 0
+    for p = 0.
 
-    The exponent is a constant (``ops.power`` enforces it), so it gets no cotangent.
+    x ** 0 is 1 everywhere, so its derivative is 0 everywhere; p · x ** (p − 1) would be
+    0 · ∞ = NaN at x = 0 (torch and autograd give 0, JAX for an int p). The exponent is a
+    constant (``ops.power`` enforces it), so it gets no cotangent.
     """
     x, p = y.args
     exponent = p.value  # type: ignore[attr-defined]
+    if exponent == 0:
+        return None, None
     if exponent == 2:
         return g * (2 * x), None
     return g * (exponent * x ** (exponent - 1)), None
