@@ -586,6 +586,22 @@ def test_ties_split_evenly(op: Callable[..., Any], ref: Callable[..., Any]) -> N
     np.testing.assert_array_equal(eg.grad(eg.sum(op(A, A)), A)(A=a), np.ones_like(a))
 
 
+@pytest.mark.parametrize(("op", "ref"), [(eg.maximum, anp.maximum), (eg.minimum, anp.minimum)])
+def test_a_nan_argument_gets_no_cotangent(op: Callable[..., Any], ref: Callable[..., Any]) -> None:
+    """Where a_i or b_i is NaN the result is NaN and neither argument gets a cotangent, as
+    in autograd and JAX; b̄ = ȳ − ā gave all of it to b. (Central differences are NaN at
+    NaN: autograd is the oracle here, and tests/test_stability.py compares with JAX.)"""
+    a = np.array([np.nan, 1.0, np.nan, 2.0, 3.0])
+    b = np.array([1.0, np.nan, np.nan, 3.0, 2.0])
+    A, B = eg.var("A"), eg.var("B")
+    da, db = eg.evaluate(list(eg.grad(eg.sum(op(A, B)), [A, B])), A=a, B=b)
+    expected = autograd.grad(lambda x, y: anp.sum(ref(x, y)), (0, 1))(a, b)
+    np.testing.assert_array_equal(da, expected[0])
+    np.testing.assert_array_equal(db, expected[1])
+    np.testing.assert_array_equal(da[:3], 0.0)
+    np.testing.assert_array_equal(db[:3], 0.0)
+
+
 def test_tie_with_a_broadcast_constant() -> None:
     x = np.array([[0.0, 1.0], [-1.0, 0.0]])
     X = eg.var("X")

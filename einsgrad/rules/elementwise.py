@@ -202,24 +202,34 @@ def abs(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 def maximum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise maximum, with numpy broadcasting.
 
-    y_i = max(a_i, b_i);  ā_i = ȳ_i · ([a_i > b_i] + ½[a_i = b_i]),  b̄_i = ȳ_i − ā_i.
-    Ties split the cotangent evenly, as JAX, torch and autograd do.
+    y_i = max(a_i, b_i);  ā_i = ȳ_i · ([a_i > b_i] + ½[a_i = b_i]),
+    b̄_i = ȳ_i · ([b_i > a_i] + ½[a_i = b_i]).
+    Ties split the cotangent evenly, as JAX, torch and autograd do; where a_i or b_i is
+    NaN every comparison is false and neither gets any, as in JAX and autograd.
     """
     a, b = y.args
-    share_a = greater(a, b) + 0.5 * equal(a, b)
-    return (g * share_a if wanted[0] else None), (g * (1 - share_a) if wanted[1] else None)
+    tie = 0.5 * equal(a, b)
+    return (
+        g * (greater(a, b) + tie) if wanted[0] else None,
+        g * (greater(b, a) + tie) if wanted[1] else None,
+    )
 
 
 @elementwise("minimum", lambda xp, a, b: xp.minimum(a, b), 2)
 def minimum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise minimum, with numpy broadcasting.
 
-    y_i = min(a_i, b_i);  ā_i = ȳ_i · ([a_i < b_i] + ½[a_i = b_i]),  b̄_i = ȳ_i − ā_i.
-    Ties split the cotangent evenly, as JAX, torch and autograd do.
+    y_i = min(a_i, b_i);  ā_i = ȳ_i · ([a_i < b_i] + ½[a_i = b_i]),
+    b̄_i = ȳ_i · ([b_i < a_i] + ½[a_i = b_i]).
+    Ties split the cotangent evenly, as JAX, torch and autograd do; where a_i or b_i is
+    NaN neither gets any, as in JAX and autograd.
     """
     a, b = y.args
-    share_a = greater(b, a) + 0.5 * equal(a, b)
-    return (g * share_a if wanted[0] else None), (g * (1 - share_a) if wanted[1] else None)
+    tie = 0.5 * equal(a, b)
+    return (
+        g * (greater(b, a) + tie) if wanted[0] else None,
+        g * (greater(a, b) + tie) if wanted[1] else None,
+    )
 
 
 # einsgrad.graph.ops.where checks that the condition is a constant before building this.
