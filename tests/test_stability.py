@@ -156,6 +156,49 @@ def test_softmax_sums_to_one_and_matches_float64_at_large_magnitudes(
     np.testing.assert_array_equal(pair, [0.5, 0.5])
 
 
+INFINITE_LOGITS = np.array(
+    [
+        [1000.0, np.inf],
+        [1.0, np.inf],
+        [-np.inf, 0.0],
+        [-np.inf, -np.inf],
+        [np.inf, np.inf],
+        [np.inf, -np.inf],
+    ]
+)
+NAN = np.nan
+
+
+def test_softmax_family_with_infinite_logits() -> None:
+    """Each entry is its limit where the limit exists and NaN where it does not.
+
+    The shift is the largest finite logit, so exp of a finite logit never overflows: with
+    the maximum, or 0 when the maximum is infinite, softmax([1000, ∞]) was [NaN, NaN]
+    (exp(1000) = ∞, ∞/∞) instead of [0, NaN]. The expected values are the limits.
+    """
+    X = eg.var("X", INFINITE_LOGITS.shape)
+    softmax = [[0, NAN], [0, NAN], [0, 1], [NAN, NAN], [NAN, NAN], [NAN, 0]]
+    log_softmax = [
+        [-np.inf, NAN],
+        [-np.inf, NAN],
+        [-np.inf, 0],
+        [NAN, NAN],
+        [NAN, NAN],
+        [NAN, -np.inf],
+    ]
+    logsumexp = [np.inf, np.inf, 0, -np.inf, np.inf, np.inf]
+    outputs = [
+        eg.softmax(X),
+        eg.log_softmax(X),
+        eg.logsumexp(X, -1),
+        eg.grad(eg.sum(eg.logsumexp(X, -1)), X),
+    ]
+    with np.errstate(all="ignore"):
+        values = eg.evaluate(outputs, X=INFINITE_LOGITS)
+    for got, want in zip(values, [softmax, log_softmax, logsumexp, softmax], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("magnitude", [1.0, 1e3])
 @pytest.mark.parametrize("name", sorted(AXIS_FUNCTIONS))
 def test_axis_function_gradients_match_finite_differences(name: str, magnitude: float) -> None:

@@ -47,18 +47,20 @@ def reduction(
 
 
 def _finite_max(xp: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
-    """The maximum over ``axes`` where it is finite, else 0.
+    """The largest finite entry over ``axes`` (0 where there is none): the shift.
 
-    An infinite or NaN maximum cannot be subtracted (∞ − ∞ is NaN); with 0 instead, the
-    shifted formulas give what the unshifted ones give: log Σ exp(x) is ∞ if some x is ∞,
-    −∞ if all are −∞, NaN if some x is NaN (JAX's logsumexp shifts the same way).
+    Subtracting it leaves every finite entry ≤ 0, so exp of a finite logit never
+    overflows, and the largest is exp(0) = 1. Infinite entries are not subtracted from
+    (∞ − ∞ is NaN): with them the shifted formulas give what the unshifted ones give,
+    log Σ exp(x) = ∞ if some x is +∞, −∞ if all are −∞, NaN if some x is NaN.
     """
-    shift = xp.max(x, axis=axes, keepdims=keepdims)
+    finite = xp.where(xp.isfinite(x), x, xp.full_like(x, -xp.inf))
+    shift = xp.max(finite, axis=axes, keepdims=keepdims)
     return xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
 
 
 def _logsumexp_forward(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
-    """log Σ exp(x) over ``axes`` as log Σ exp(x − m) + m, m the finite maximum: no overflow."""
+    """log Σ exp(x) over ``axes`` as log Σ exp(x − m) + m, m the largest finite entry."""
     if x.size == 0:
         return xp.log(xp.sum(xp.exp(x), axis=axes))
     shift = _finite_max(xp, x, axes, keepdims=True)
@@ -86,8 +88,8 @@ def _max_shift_forward(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
 
 @reduction("max_shift", _max_shift_forward, differentiable=False)
 def _max_shift(y: Reduce, g: Expr) -> Expr | None:
-    """m_r = max_s x_rs where finite, else 0: the shift of softmax, log_softmax and the
-    logsumexp rule;  x̄_rs = 0.
+    """m_r = max_s x_rs over the finite x_rs (0 if none is): the shift of softmax,
+    log_softmax and the logsumexp rule;  x̄_rs = 0.
 
     Each function that subtracts m is invariant under it (exp(x − m) / Σ exp(x − m) and
     (x − m) − log Σ exp(x − m) do not change with m), so the derivative through m is
