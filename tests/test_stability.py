@@ -6,7 +6,8 @@
   derivatives at 0, ±smallest normal, ±smallest subnormal, ±1, ±1e3, ±1e30, ±huge, ±∞ and
   NaN, in float32 and float64, dtype included. ``DIFFERENCES`` lists each deliberate
   difference from JAX with its reason; a test checks that each one is real and that
-  einsgrad gives there what a source independent of it says.
+  einsgrad gives there what a source independent of it says;
+* the conventions at kinks that the README states of einsgrad, JAX and torch.
 
 JAX is the independent oracle (``jax.enable_x64`` is set only around JAX's own calls, so
 no other test sees it). Where the inputs allow it, central finite differences of
@@ -776,3 +777,36 @@ def test_listed_differences_are_real(key: tuple[str, str, str], dtype: Any) -> N
                 row, quantity, dtype, wrong
             )
     assert shown > 0, f"{key} lists a difference from JAX that no {dtype.__name__} point shows"
+
+
+# --- conventions at kinks: the README's claims about JAX and torch ---------------------------
+
+
+def _torch_gradients(f: Callable[..., Any], *points: float) -> list[float]:
+    tensors = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in points]
+    f(*tensors).backward()
+    return [float(t.grad) for t in tensors]  # type: ignore[arg-type]
+
+
+def test_kink_conventions_match_what_the_readme_says_of_jax_and_torch() -> None:
+    """relu'(0) = 0 and even splits of maximum/minimum ties in einsgrad, JAX and torch;
+    |x|'(0) = 0 in einsgrad, torch and autograd, while JAX gives 1 (listed in DIFFERENCES)."""
+    x, a, b = eg.var("x"), eg.var("a"), eg.var("b")
+    zero, one = np.array(0.0), np.array(1.0)
+    with float64_jax():
+        assert eg.grad(eg.relu(x), x)(x=zero) == 0.0
+        assert float(jax.grad(jax.nn.relu)(0.0)) == 0.0
+        assert _torch_gradients(torch.relu, 0.0) == [0.0]
+        for ours, theirs, torchs in (
+            (eg.maximum, jnp.maximum, torch.maximum),
+            (eg.minimum, jnp.minimum, torch.minimum),
+        ):
+            split = eg.evaluate(list(eg.grad(ours(a, b), [a, b])), a=one, b=one)
+            assert [float(g) for g in split] == [0.5, 0.5]
+            assert [float(g) for g in jax.grad(theirs, (0, 1))(1.0, 1.0)] == [0.5, 0.5]
+            assert _torch_gradients(torchs, 1.0, 1.0) == [0.5, 0.5]
+        for at in (0.0, -0.0):
+            assert eg.grad(eg.abs(x), x)(x=np.array(at)) == 0.0
+            assert _torch_gradients(torch.abs, at) == [0.0]
+            assert autograd.grad(anp.abs)(at) == 0.0
+            assert float(jax.grad(jnp.abs)(at)) == 1.0

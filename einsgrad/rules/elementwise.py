@@ -6,8 +6,9 @@ and which arguments need a cotangent; it returns ``x̄_k = ∂L/∂x_k`` written
 so that derivatives can be differentiated again. The Map row's vjp sums each result back
 over the axes its argument was broadcast along; the rules never deal with broadcasting.
 
-Piecewise functions follow JAX and torch at their kinks: ``relu'(0) = 0``,
-``|x|'(0) = 0`` and ``maximum``/``minimum`` split the cotangent half and half on ties.
+Conventions at kinks: ``relu'(0) = 0`` (as JAX and torch), ``|x|'(0) = sign(0) = 0`` (as
+torch and autograd; JAX gives 1), and ``maximum``/``minimum`` split the cotangent half and
+half on ties (as JAX and torch). ``tests/test_stability.py`` checks each claim.
 
 The module ends with the row of the ``Map`` node kind in the rule table: how any
 elementwise node is differentiated (forward, reverse, batched), printed and rebuilt.
@@ -193,7 +194,8 @@ def relu(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 def abs(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise absolute value.
 
-    y_i = |x_i|;  x̄_i = ȳ_i · sign(x_i), so |x|'(0) = 0 as in JAX and torch.
+    y_i = |x_i|;  x̄_i = ȳ_i · sign(x_i), so |x|'(0) = 0 as in torch and autograd (JAX
+    gives 1): the symmetric difference quotient, and the smallest subgradient.
     """
     return (g * sign(y.args[0]),)
 
