@@ -162,12 +162,23 @@ REDUCTION_CASES: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
 }
 
 
+def _finite_max(x: np.ndarray, axis: Any) -> np.ndarray:
+    top = np.max(np.where(np.isfinite(x), x, -np.inf), axis=axis)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
+# Shifts: reductions registered without a derivative, because every function built on them
+# is invariant under the shift (softmax, log_softmax). Internal, so built from the registry.
+SHIFT_CASES: dict[str, Callable[..., Any]] = {"max_shift": _finite_max}
+
+
 def test_tables_cover_the_registry() -> None:
     differentiable = {name for name, op in ELEMENTWISE.items() if op.differentiable}
     masks = {name for name, op in ELEMENTWISE.items() if not op.differentiable}
     assert set(ELEMENTWISE_CASES) == differentiable
     assert set(MASK_CASES) == masks
-    assert set(REDUCTION_CASES) == set(REDUCTIONS)
+    assert set(REDUCTION_CASES) == {n for n, op in REDUCTIONS.items() if op.differentiable}
+    assert set(SHIFT_CASES) == {n for n, op in REDUCTIONS.items() if not op.differentiable}
 
 
 def _op_params() -> list[Any]:
@@ -412,6 +423,27 @@ def test_registered_reductions(name: str, shape: Shape) -> None:
     check_gradients(loss, lambda X: reference(X, None), arrays, ["X"])
 
 
+@pytest.mark.parametrize("name", sorted(SHIFT_CASES))
+@pytest.mark.parametrize("axis", [None, -1, (0, 2)], ids=repr)
+def test_shifts_are_exact_and_have_zero_derivative(name: str, axis: Any) -> None:
+    reference = SHIFT_CASES[name]
+    x = np.random.default_rng(12).normal(size=(2, 3, 4))
+    x[0, 0, :] = [np.inf, 1.0, -np.inf, 2.0]  # the shift is the largest finite entry, 2
+    x[1, 2, :] = -np.inf  # no finite entry: the shift is 0
+    x[1, 1, :] = [np.nan, 3.0, np.inf, 1.0]
+    X = eg.var("X", x.shape)
+    shift = ops.reduction(REDUCTIONS[name], X, ops._axis_tuple(axis))
+    np.testing.assert_array_equal(shift(X=x), reference(x, axis))
+    # Zero by design, not the maximum's derivative (which is no oracle for it): the
+    # functions using the shift are checked against autograd and finite differences.
+    weights = np.random.default_rng(13).normal(size=np.shape(reference(x, axis)))
+    point = np.random.default_rng(14).normal(size=x.shape)
+    loss = eg.sum(shift * weights)
+    np.testing.assert_array_equal(eg.grad(loss, X)(X=point), np.zeros(x.shape))
+    tangent = eg.jvp(shift, {X: np.ones(x.shape)})
+    np.testing.assert_array_equal(tangent(X=point), np.zeros(np.shape(weights)))
+
+
 def test_softmax_sums_to_one_along_its_axes() -> None:
     x = np.random.default_rng(8).normal(size=(2, 3, 4)) * 5
     X = eg.var("X")
@@ -553,6 +585,22 @@ def test_ties_split_evenly(op: Callable[..., Any], ref: Callable[..., Any]) -> N
         np.testing.assert_allclose(got, numeric, atol=ATOL)
     # The same variable on both sides: both halves come back.
     np.testing.assert_array_equal(eg.grad(eg.sum(op(A, A)), A)(A=a), np.ones_like(a))
+
+
+@pytest.mark.parametrize(("op", "ref"), [(eg.maximum, anp.maximum), (eg.minimum, anp.minimum)])
+def test_a_nan_argument_gets_no_cotangent(op: Callable[..., Any], ref: Callable[..., Any]) -> None:
+    """Where a_i or b_i is NaN the result is NaN and neither argument gets a cotangent, as
+    in autograd and JAX; b̄ = ȳ − ā gave all of it to b. (Central differences are NaN at
+    NaN: autograd is the oracle here, and tests/test_stability.py compares with JAX.)"""
+    a = np.array([np.nan, 1.0, np.nan, 2.0, 3.0])
+    b = np.array([1.0, np.nan, np.nan, 3.0, 2.0])
+    A, B = eg.var("A"), eg.var("B")
+    da, db = eg.evaluate(list(eg.grad(eg.sum(op(A, B)), [A, B])), A=a, B=b)
+    expected = autograd.grad(lambda x, y: anp.sum(ref(x, y)), (0, 1))(a, b)
+    np.testing.assert_array_equal(da, expected[0])
+    np.testing.assert_array_equal(db, expected[1])
+    np.testing.assert_array_equal(da[:3], 0.0)
+    np.testing.assert_array_equal(db[:3], 0.0)
 
 
 def test_tie_with_a_broadcast_constant() -> None:

@@ -18,7 +18,7 @@ from einsgrad.core.ir import Expr, Map, Meta, Reduce
 __all__ = ["ELEMENTWISE", "REDUCTIONS", "ElementwiseOp", "ReductionOp", "elementwise_op"]
 
 ElementwiseRule = Callable[[Map, Expr, tuple[bool, ...]], tuple[Expr | None, ...]]
-ReductionRule = Callable[[Reduce, Expr], Expr]
+ReductionRule = Callable[[Reduce, Expr], Expr | None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +54,16 @@ class ReductionOp:
     name: str
     forward: Callable[..., Any] = field(repr=False)  # forward(xp, x, axes)
     rule: ReductionRule = field(repr=False)
+    # False for a shift that its users are invariant under (max_shift): zero derivative.
+    differentiable: bool = True
 
     @property
     def doc(self) -> str:
         return self.rule.__doc__ or ""
 
-    def vjp(self, node: Reduce, cotangent: Expr) -> Expr:
+    def vjp(self, node: Reduce, cotangent: Expr) -> Expr | None:
+        if not self.differentiable:
+            return None
         return self.rule(node, cotangent)
 
 

@@ -6,8 +6,9 @@ and which arguments need a cotangent; it returns ``x̄_k = ∂L/∂x_k`` written
 so that derivatives can be differentiated again. The Map row's vjp sums each result back
 over the axes its argument was broadcast along; the rules never deal with broadcasting.
 
-Piecewise functions follow JAX and torch at their kinks: ``relu'(0) = 0``,
-``|x|'(0) = 0`` and ``maximum``/``minimum`` split the cotangent half and half on ties.
+Conventions at kinks: ``relu'(0) = 0`` (as JAX and torch), ``|x|'(0) = sign(0) = 0`` (as
+torch and autograd; JAX gives 1), and ``maximum``/``minimum`` split the cotangent half and
+half on ties (as JAX and torch). ``tests/test_stability.py`` checks each claim.
 
 The module ends with the row of the ``Map`` node kind in the rule table: how any
 elementwise node is differentiated (forward, reverse, batched), printed and rebuilt.
@@ -107,12 +108,17 @@ def _negative(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, .
 
 @elementwise("power", lambda xp, x, p: xp.power(x, p), 2, infix="**", precedence=40)
 def _power(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
-    """y_i = x_i ** p for a constant scalar p;  x̄_i = ȳ_i · p · x_i ** (p − 1).
+    """y_i = x_i ** p for a constant scalar p;  x̄_i = ȳ_i · p · x_i ** (p − 1), and x̄_i = 0
+    for p = 0.
 
-    The exponent is a constant (``ops.power`` enforces it), so it gets no cotangent.
+    x ** 0 is 1 everywhere, so its derivative is 0 everywhere; p · x ** (p − 1) would be
+    0 · ∞ = NaN at x = 0 (torch and autograd give 0, JAX for an int p). The exponent is a
+    constant (``ops.power`` enforces it), so it gets no cotangent.
     """
     x, p = y.args
     exponent = p.value  # type: ignore[attr-defined]
+    if exponent == 0:
+        return None, None
     if exponent == 2:
         return g * (2 * x), None
     return g * (exponent * x ** (exponent - 1)), None
@@ -188,7 +194,8 @@ def relu(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 def abs(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise absolute value.
 
-    y_i = |x_i|;  x̄_i = ȳ_i · sign(x_i), so |x|'(0) = 0 as in JAX and torch.
+    y_i = |x_i|;  x̄_i = ȳ_i · sign(x_i), so |x|'(0) = 0 as in torch and autograd (JAX
+    gives 1): the symmetric difference quotient, and the smallest subgradient.
     """
     return (g * sign(y.args[0]),)
 
@@ -197,24 +204,34 @@ def abs(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 def maximum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise maximum, with numpy broadcasting.
 
-    y_i = max(a_i, b_i);  ā_i = ȳ_i · ([a_i > b_i] + ½[a_i = b_i]),  b̄_i = ȳ_i − ā_i.
-    Ties split the cotangent evenly, as JAX, torch and autograd do.
+    y_i = max(a_i, b_i);  ā_i = ȳ_i · ([a_i > b_i] + ½[a_i = b_i]),
+    b̄_i = ȳ_i · ([b_i > a_i] + ½[a_i = b_i]).
+    Ties split the cotangent evenly, as JAX, torch and autograd do; where a_i or b_i is
+    NaN every comparison is false and neither gets any, as in JAX and autograd.
     """
     a, b = y.args
-    share_a = greater(a, b) + 0.5 * equal(a, b)
-    return (g * share_a if wanted[0] else None), (g * (1 - share_a) if wanted[1] else None)
+    tie = 0.5 * equal(a, b)
+    return (
+        g * (greater(a, b) + tie) if wanted[0] else None,
+        g * (greater(b, a) + tie) if wanted[1] else None,
+    )
 
 
 @elementwise("minimum", lambda xp, a, b: xp.minimum(a, b), 2)
 def minimum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise minimum, with numpy broadcasting.
 
-    y_i = min(a_i, b_i);  ā_i = ȳ_i · ([a_i < b_i] + ½[a_i = b_i]),  b̄_i = ȳ_i − ā_i.
-    Ties split the cotangent evenly, as JAX, torch and autograd do.
+    y_i = min(a_i, b_i);  ā_i = ȳ_i · ([a_i < b_i] + ½[a_i = b_i]),
+    b̄_i = ȳ_i · ([b_i < a_i] + ½[a_i = b_i]).
+    Ties split the cotangent evenly, as JAX, torch and autograd do; where a_i or b_i is
+    NaN neither gets any, as in JAX and autograd.
     """
     a, b = y.args
-    share_a = greater(b, a) + 0.5 * equal(a, b)
-    return (g * share_a if wanted[0] else None), (g * (1 - share_a) if wanted[1] else None)
+    tie = 0.5 * equal(a, b)
+    return (
+        g * (greater(b, a) + tie) if wanted[0] else None,
+        g * (greater(a, b) + tie) if wanted[1] else None,
+    )
 
 
 # einsgrad.graph.ops.where checks that the condition is a constant before building this.
