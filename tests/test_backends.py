@@ -296,12 +296,7 @@ BACKEND_FUNCTIONS = {
 }
 
 #: What remains outside the backends, and why it may.
-ALLOWED = {
-    # A zero gradient is an IR constant made at derivation time, before any backend is
-    # chosen; IR constants hold numpy values, which program.build converts with
-    # backend.asarray.
-    ("passes/autodiff.py", "zeros"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def _dotted(node: ast.expr) -> str | None:

@@ -272,12 +272,22 @@ def run(
     bound = _bind(walk, outputs, arrays, backend)
     signature = tuple(
         (name, backend.shape(bound[name]), backend.dtype(bound[name]).str) for name in walk.names
-    )
+    ) + _unused_dtypes(walk, arrays, backend)
     prepared = _prepared(walk, signature, optimize, backend)
     _check_memory(walk, prepared, limit)
     walk.recent[:] = [prepared]
     inputs = [bound[name] for name in walk.names]
     return _hand_out(prepared, prepared.program.run(inputs), inputs)
+
+
+def _unused_dtypes(walk: _Walk, arrays: Mapping[str, Any], backend: Backend) -> Signature:
+    """The dtypes of the arrays a gradient accepts but does not use, as signature entries.
+
+    ``grad(sum(X), X)`` is a broadcast 1.0 that uses no variable: its dtype comes from
+    these (float32 ``X`` gives float32 ones, as in JAX and torch), not float64.
+    """
+    unused = sorted(name for name in arrays if name not in walk.variables)
+    return tuple((name, (), backend.dtype(backend.asarray(arrays[name])).str) for name in unused)
 
 
 def _run_recent(
