@@ -37,9 +37,13 @@ from opt_einsum.parser import find_output_str
 
 from einsgrad.core.errors import ShapeError, SpecError, caret_message
 
-__all__ = ["ELLIPSIS", "Resolved", "Spec", "parse_spec", "resolve"]
+__all__ = ["ELLIPSIS", "MAX_SPEC_LENGTH", "Resolved", "Spec", "parse_spec", "resolve"]
 
 ELLIPSIS = "..."
+#: The longest einsum spec read, in characters. numpy takes at most 63 operands of at most
+#: 64 axes, so no spec numpy accepts needs half of it (but for runs of spaces); the check
+#: comes first, so an overlong string is refused before any other work.
+MAX_SPEC_LENGTH = 10_000
 Term = tuple[str, ...]
 Shape = tuple[int, ...]
 
@@ -122,6 +126,11 @@ def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     # Checked before the cache, which would fail on an unhashable list or array first.
     if not isinstance(source, str):
         raise SpecError(f"an einsum spec must be a string, got {type(source).__name__}")
+    if len(source) > MAX_SPEC_LENGTH:
+        raise SpecError(
+            f"einsum spec {source[:20]!r}... is {len(source):,} characters long; "
+            f"the limit is {MAX_SPEC_LENGTH:,}"
+        )
     return _parse_spec(source, generalized)
 
 
