@@ -32,7 +32,7 @@ from einsgrad.graph import ops
 from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
-from einsgrad.passes.equivalence import equivalent
+from einsgrad.passes.equivalence import equivalent, guard_random_inputs
 from einsgrad.passes.evaluate import evaluate
 from einsgrad.passes.simplify import simplify
 from einsgrad.teach.notation import matrix_form
@@ -159,12 +159,15 @@ def check(
 
 
 def _largest_error(formula: Expr, truth: Expr, variables: Mapping[str, Var]) -> float:
-    rng = np.random.default_rng(0)
-    arrays = {
-        name: rng.normal(size=v.shape) for name, v in variables.items() if v.shape is not None
-    }
+    """The largest difference of ``formula`` and ``truth`` on standard-normal inputs."""
     used = {v.name for v in toposort([formula, truth]) if isinstance(v, Var)}
-    a, b = evaluate([formula, truth], {k: v for k, v in arrays.items() if k in used})
+    tested = {
+        name: (v, v.shape) for name, v in variables.items() if name in used and v.shape is not None
+    }
+    guard_random_inputs((formula, truth), tested)
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.normal(size=shape) for name, (_, shape) in tested.items()}
+    a, b = evaluate([formula, truth], arrays)
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
