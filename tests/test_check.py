@@ -15,6 +15,7 @@ The verdicts are checked against numbers computed here with numpy, not by einsgr
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 
 import einsgrad as eg
+from einsgrad.frontends.parse import MAX_LENGTH
 
 # Seed 003: Y = X·W with X n×3 (n = 5 examples) and W 3×4 (in×out), so dL/dY is 5×4.
 LINEAR = {"X": (5, 3), "W": (3, 4)}
@@ -475,3 +477,42 @@ def test_a_shapeless_variable_tested_at_a_huge_shape_is_refused() -> None:
     assert isinstance(raised, eg.MemoryLimitError)
     assert "'X' would have shape (100000, 100000)" in str(raised)
     assert peak < 2**20
+
+
+def test_a_formula_over_the_length_limit_is_refused_first() -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    start = time.perf_counter()
+    for formula in ("dY @ W.T " * 4_000, "x" * 10_000_000, "[" + " " * 40_000 + ">"):
+        with pytest.raises(eg.ParseError, match=f"characters long; the limit is {MAX_LENGTH:,}"):
+            eg.check(formula, X @ W, X)
+    assert time.perf_counter() - start < 1.0  # generous: a 10 MB string is refused at once
+    with pytest.raises(eg.ParseError, match="once its paper notation is written out"):
+        eg.check("1ᵀ·dY" * (MAX_LENGTH // 5), X @ W, X)
+    with pytest.raises(eg.OptionError, match="output="):
+        eg.check("dY @ W.T", X @ W, X, output="Y" * 1000)
+    with pytest.raises(eg.OptionError, match="output="):
+        eg.check("dY @ W.T", X @ W, X, output="d Y")
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "[" + ">" * 9_990,  # a mask rewrite used to try every split: quadratic
+        "[" + " " * 700 + ">" + " " * 700 + "x",  # cubic with spaces around '>': 5 s here
+        "W" * 9_990 + " · 1x",  # the '·1' row sum used to rescan the word from each letter
+    ],
+)
+def test_formulas_under_the_limit_are_read_in_near_linear_time(formula: str) -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    start = time.perf_counter()
+    with pytest.raises(eg.ParseError):
+        eg.check(formula, X @ W, X)
+    assert time.perf_counter() - start < 1.0  # generous: these took 1 to 5 s
+
+
+def test_paper_masks_are_still_read() -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    v = eg.check("dY * [X @ W > 0] @ W.T", eg.relu(X @ W), X)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+    v = eg.check("(dY ⊙ [X·W > 0])·Wᵀ", eg.relu(X @ W), X)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
