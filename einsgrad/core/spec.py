@@ -2,19 +2,20 @@
 
 Two dialects share one parser:
 
-* **numpy einsum** (``generalized=False``): exactly what ``numpy.einsum`` accepts. Output
-  labels must occur in the inputs and may not repeat; the output may be implicit. An
-  output ``...`` that no input has stands for no axes (``'ij->...ij'``), and an explicit
-  output without ``...`` is refused by :func:`resolve` once an input's ``...`` stands for
-  an axis (numpy never sums ``...`` axes away: ``'i...->i'`` needs a rank-1 operand).
+* **numpy einsum** (``generalized=False``): what ``numpy.einsum`` accepts. Output labels
+  must occur in the inputs and may not repeat; the output may be implicit. An output
+  ``...`` that no input has stands for no axes (``'ij->...ij'``). One deliberate
+  extension: an explicit output without ``...`` sums the axes under the inputs' ``...``
+  (``'...->'`` is the sum of all axes, ``'i...->i'`` of all but the first), as JAX,
+  PyTorch and opt_einsum do, where numpy refuses any such axis. einsgrad's own sums over
+  an array of unknown rank are such einsums.
 * **generalized einsum** (``generalized=True``): what the rule engine produces. The output
   may repeat a label (the result lives on a diagonal, zero elsewhere) and may hold labels
   that no input has (the result is broadcast along them). The sizes of such labels, and
   of the output ``...``, come from a *shape reference*: the array the output has the
   shape of. The backward einsum of operand ``k`` is always of this kind, with operand
-  ``k`` as its shape reference. Its output may leave out an input's ``...``: those axes
-  are summed, as the backward of an operand that numpy broadcast must. This dialect is
-  closed under the rule: the backward of a generalized einsum is again one.
+  ``k`` as its shape reference. This dialect is closed under the rule: the backward of a
+  generalized einsum is again a generalized einsum.
 
 :func:`resolve` turns a spec plus concrete shapes into a :class:`Resolved` contraction
 over integer labels: ``...`` expanded, numpy's size-1 broadcasting made explicit by
@@ -320,8 +321,6 @@ def _resolve(spec: Spec, shapes: tuple[Shape, ...], like: Shape | None) -> Resol
     """
     ellipsis_ranks = _ellipsis_ranks(spec, shapes)
     broadcast_rank = max(ellipsis_ranks, default=0)
-    if broadcast_rank and not spec.generalized and ELLIPSIS not in spec.output:
-        _refuse_summed_ellipsis(spec, shapes, ellipsis_ranks)
     keyed = [
         _expand(term, rank, broadcast_rank)
         for term, rank in zip(spec.inputs, ellipsis_ranks, strict=True)
@@ -369,21 +368,6 @@ def _ellipsis_ranks(spec: Spec, shapes: tuple[Shape, ...]) -> list[int]:
                 )
             ranks.append(0)
     return ranks
-
-
-def _refuse_summed_ellipsis(spec: Spec, shapes: tuple[Shape, ...], ranks: list[int]) -> None:
-    """numpy einsum never sums the axes under an input's ``...``: an output without ``...``
-    is an error once some input's ``...`` stands for an axis (the generalized dialect sums
-    them, as a backward einsum must)."""
-    k = next(k for k, rank in enumerate(ranks) if rank)
-    axes = "axis" if ranks[k] == 1 else "axes"
-    raise _Mismatch(
-        f"{{0}} has shape {shapes[k]}, so the '...' of its term {''.join(spec.inputs[k])!r} "
-        f"stands for {ranks[k]} {axes}, but the output {''.join(spec.output)!r} has no '...' "
-        "(numpy einsum does not sum '...' axes: keep '...' in the output and sum the result, "
-        "or name those axes with labels)",
-        k,
-    )
 
 
 def _expand(term: Term, rank: int, broadcast_rank: int) -> list[str]:
