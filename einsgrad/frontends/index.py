@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from einsgrad.core.errors import EinsgradError, ParseError, caret_message
 from einsgrad.core.ir import Const, Expr, Var
 from einsgrad.core.labels import LETTERS
-from einsgrad.frontends.parse import check_number, check_shapes_used, checked_text
+from einsgrad.frontends.parse import check_number, check_shapes_used, checked_text, shown
 from einsgrad.frontends.syntax import (
     Frame,
     line_of,
@@ -164,9 +164,9 @@ class _Builder:
     def finite(self, node: ast.AST, value: _Indexed) -> _Indexed:
         """``value``, unless it is a plain number that arithmetic on numbers made inf or
         nan (``10 ** 400``, ``1 / 0``): then a ParseError under ``node``."""
-        problem = check_number(segment(self.source, node), value.expr, literal=False)
+        problem = check_number(value.expr, literal=False)
         if problem is not None:
-            raise self.fail(node, problem)
+            raise self.fail(node, f"{shown(segment(self.source, node))} {problem}")
         return value
 
     def sum(self, node: ast.BinOp, needed: Labels) -> Frame:
@@ -263,9 +263,9 @@ class _Builder:
     def number(self, node: ast.Constant) -> float:
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise self.fail(node, f"only numbers are allowed here, not {node.value!r}")
-        problem = check_number(segment(self.source, node), node.value, literal=True)
+        problem = check_number(node.value, literal=True)
         if problem is not None:
-            raise self.fail(node, problem)
+            raise self.fail(node, f"{shown(segment(self.source, node))} {problem}")
         return float(node.value)
 
     def factor(self, node: ast.AST, needed: Labels) -> Frame:

@@ -49,6 +49,7 @@ __all__ = [
     "check_shapes_used",
     "checked_text",
     "parse_expr",
+    "shown",
 ]
 
 #: The longest string read, in characters: expression strings, index equations and
@@ -95,8 +96,8 @@ def checked_text(source: Any, what: str) -> str:
     return source.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def check_number(text: str, value: Any, literal: bool) -> str | None:
-    """Why the plain number ``value``, written ``text``, cannot stand in an expression (a
+def check_number(value: Any, literal: bool) -> str | None:
+    """Why the plain number ``value`` cannot stand in an expression, said of its text (a
     literal if ``literal``, else the result of arithmetic on numbers), or None if it can.
 
     Numbers become float64 next to arrays, so an integer must fit a float, and a float
@@ -106,23 +107,26 @@ def check_number(text: str, value: Any, literal: bool) -> str | None:
         if not value.is_scalar:
             return None
         value = value.value
-    if len(text) > 40:
-        text = f"{text[:30]}...{text[-6:]}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if isinstance(value, int):
         try:
             float(value)
         except OverflowError:
-            return f"{text} is too large for a float (the largest is about 1.8e308)"
+            return "is too large for a float (the largest is about 1.8e308)"
         return None
     if math.isinf(value):
         if literal:
-            return f"{text} is too large for a float (it would be inf)"
-        return f"{text} is inf as a float (an overflow, or a division by zero)"
+            return "is too large for a float (it would be inf)"
+        return "is inf as a float (an overflow, or a division by zero)"
     if math.isnan(value):
-        return f"{text} has no real value (it is nan as a float)"
+        return "has no real value (it is nan as a float)"
     return None
+
+
+def shown(text: str) -> str:
+    """``text`` for a message: as it is, or its start and end if it is long."""
+    return text if len(text) <= 40 else f"{text[:30]}...{text[-6:]}"
 
 
 def _paper_product(a: Any, b: Any) -> Expr:
@@ -181,10 +185,11 @@ class _Builder:
         except TypeError as error:
             raise self.fail(node, str(error)) from None
         except OverflowError:
-            raise self.fail(node, f"{self._snippet(node)} is too large for a float") from None
-        problem = check_number(self._snippet(node), result, isinstance(node, ast.Constant))
+            too_large = f"{shown(self._snippet(node))} is too large for a float"
+            raise self.fail(node, too_large) from None
+        problem = check_number(result, isinstance(node, ast.Constant))
         if problem is not None:
-            raise self.fail(node, problem)
+            raise self.fail(node, f"{shown(self._snippet(node))} {problem}")
         return result
 
     def _snippet(self, node: ast.AST) -> str:
