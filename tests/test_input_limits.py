@@ -1,9 +1,10 @@
-"""Every string entry point checks the input's size first, then reads it in near-linear time.
+"""Einsum specs: the length is checked first, and a spec over the limit is refused at once.
 
-Einsum specs (``eg.einsum``, ``eg.backward``), expression strings (``eg.parse_expr``),
-index equations (``eg.parse``) and ``eg.check`` formulas (see ``tests/test_check.py``)
-each refuse an input over their documented limit with an EinsgradError naming the limit,
-before doing anything else with it: a 10 MB string is refused in well under a second.
+``eg.einsum``, ``eg.backward`` and the internal dialect all refuse a spec over
+``MAX_SPEC_LENGTH`` characters with a SpecError naming the limit, before reading it: a
+10 MB spec is refused in well under a second. The other string entry points have the
+same tests beside their others: expression strings in ``tests/test_parse.py``, index
+equations in ``tests/test_index.py``, ``eg.check`` formulas in ``tests/test_check.py``.
 """
 
 from __future__ import annotations
