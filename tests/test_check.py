@@ -15,10 +15,15 @@ The verdicts are checked against numbers computed here with numpy, not by einsgr
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+from typing import Any
+
 import numpy as np
 import pytest
 
 import einsgrad as eg
+from einsgrad.frontends.parse import MAX_LENGTH
 
 # Seed 003: Y = X·W with X n×3 (n = 5 examples) and W 3×4 (in×out), so dL/dY is 5×4.
 LINEAR = {"X": (5, 3), "W": (3, 4)}
@@ -406,3 +411,108 @@ def test_the_right_formula_offered_passes_check(
         except eg.EinsgradError as error:
             failures.append(f"{offered!r}: {type(error).__name__}: {error}")
     assert not failures, "\n".join(failures)
+
+
+# --- memory and input size: refused before any work --------------------------------------------
+
+
+def _traced_peak(action: Any) -> tuple[BaseException | None, int]:
+    """The exception ``action()`` raises (or None) and the most memory it had allocated.
+
+    numpy reports its array buffers to tracemalloc, so an array made and freed counts.
+    """
+    tracemalloc.start()
+    try:
+        action()
+        raised: BaseException | None = None
+    except BaseException as error:
+        raised = error
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return raised, peak
+
+
+LIMIT = 4 * 2**20  # 4 MiB: a (1000, 1000) float64 input (7.6 MiB) is over it
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X: eg.equivalent(eg.sum(X * 2), eg.sum(X + X)),
+        lambda X: eg.equivalent(eg.exp(X) * eg.exp(X), eg.exp(2 * X)),
+        lambda X: eg.check("log(exp(W @ dY))", X @ eg.var("W", (1000, 1000)), "X"),
+        lambda X: eg.check("W @ dY * 2", X @ eg.var("W", (1000, 1000)), "X"),
+    ],
+    ids=["equivalent, scalar", "equivalent, array", "check, numeric", "check, wrong value"],
+)
+def test_random_inputs_over_the_memory_limit_are_refused_before_allocating(call: Any) -> None:
+    X = eg.var("X", (1000, 1000))
+    with eg.memory_limit(LIMIT):
+        raised, peak = _traced_peak(lambda: call(X))
+    assert isinstance(raised, eg.MemoryLimitError), f"{raised!r} instead of MemoryLimitError"
+    message = str(raised)
+    assert "(1000, 1000)" in message and ("'X'" in message or "'W'" in message)
+    assert "Nothing was allocated" in message
+    assert peak < LIMIT / 4, f"{peak:,} bytes were allocated"
+
+
+def test_inputs_under_the_limit_whose_evaluation_is_over_it_are_refused_first() -> None:
+    # X alone is 0.8 MiB, under the limit; with X * X and X + X, two more arrays of its
+    # size, the test needs 2.4 MiB, over it.
+    X = eg.var("X", (320, 320))
+    with eg.memory_limit(2 * 2**20):
+        raised, peak = _traced_peak(lambda: eg.equivalent(X * X, X + X))
+    assert isinstance(raised, eg.MemoryLimitError), repr(raised)
+    assert "X (320, 320)" in str(raised) and "Nothing was allocated" in str(raised)
+    assert peak < 2**19, f"{peak:,} bytes were allocated"
+    with eg.memory_limit(64 * 2**20):
+        assert not eg.equivalent(X * X, X + X)
+
+
+def test_a_shapeless_variable_tested_at_a_huge_shape_is_refused() -> None:
+    X = eg.var("X")
+    raised, peak = _traced_peak(
+        lambda: eg.equivalent(eg.exp(X) * 2, eg.exp(X) + 1, shapes={"X": (10**5, 10**5)})
+    )
+    assert isinstance(raised, eg.MemoryLimitError)
+    assert "'X' would have shape (100000, 100000)" in str(raised)
+    assert peak < 2**20
+
+
+def test_a_formula_over_the_length_limit_is_refused_first() -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    start = time.perf_counter()
+    for formula in ("dY @ W.T " * 4_000, "x" * 10_000_000, "[" + " " * 40_000 + ">"):
+        with pytest.raises(eg.ParseError, match=f"characters long; the limit is {MAX_LENGTH:,}"):
+            eg.check(formula, X @ W, X)
+    assert time.perf_counter() - start < 1.0  # generous: a 10 MB string is refused at once
+    with pytest.raises(eg.ParseError, match="once its paper notation is written out"):
+        eg.check("1ᵀ·dY" * (MAX_LENGTH // 5), X @ W, X)
+    with pytest.raises(eg.OptionError, match="output="):
+        eg.check("dY @ W.T", X @ W, X, output="Y" * 1000)
+    with pytest.raises(eg.OptionError, match="output="):
+        eg.check("dY @ W.T", X @ W, X, output="d Y")
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "[" + ">" * 9_990,  # a mask rewrite used to try every split: quadratic
+        "[" + " " * 700 + ">" + " " * 700 + "x",  # cubic with spaces around '>': 5 s here
+        "W" * 9_990 + " · 1x",  # the '·1' row sum used to rescan the word from each letter
+    ],
+)
+def test_formulas_under_the_limit_are_read_in_near_linear_time(formula: str) -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    start = time.perf_counter()
+    with pytest.raises(eg.ParseError):
+        eg.check(formula, X @ W, X)
+    assert time.perf_counter() - start < 1.0  # generous: these took 1 to 5 s
+
+
+def test_paper_masks_are_still_read() -> None:
+    X, W = eg.var("X", (5, 3)), eg.var("W", (3, 4))
+    v = eg.check("dY * [X @ W > 0] @ W.T", eg.relu(X @ W), X)
+    assert (v.ok, v.kind) == (True, "correct"), v.message
+    v = eg.check("(dY ⊙ [X·W > 0])·Wᵀ", eg.relu(X @ W), X)
+    assert (v.ok, v.kind) == (True, "correct"), v.message

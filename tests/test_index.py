@@ -618,3 +618,71 @@ def test_a_misspelled_shape_entry_is_a_variable_error_listing_the_variables() ->
     # Labels are not variables: a shape for 'i' is just as unused.
     with pytest.raises(eg.VariableError, match="'i'"):
         eg.parse("Y[b,j] = X[b,i] * W[i,j]", shapes={"X": (2, 3), "i": (3,)})
+
+
+# --- any length and nesting under the limit; carets; numbers --------------------------------------
+
+LONG_EQUATIONS: list[tuple[str, str, Any]] = [
+    ("4,990 scalar terms", "Y = " + "+".join(["s"] * 4990), lambda: 4990 * s),
+    ("1,990 vector terms", "Y[i] = " + "+".join(["v[i]"] * 1990), lambda: 1990 * v),
+    ("1,990 vector factors", "Y[i] = " + "*".join(["v[i]"] * 1990), lambda: v**1990),
+    ("4,990 parentheses", "Y[i] = " + "(" * 4990 + "v[i]" + ")" * 4990, lambda: v),
+    ("9,000 minus signs", "Y[i] = " + "-" * 9000 + "v[i]", lambda: v),
+    ("1,600 nested calls", "Y[p] = " + "tanh(" * 1600 + "M[p,q] * v[q]" + ")" * 1600, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "source", "numpy"), LONG_EQUATIONS, ids=[w for w, _, _ in LONG_EQUATIONS]
+)
+def test_anything_under_the_length_limit_parses(what: str, source: str, numpy: Any) -> None:
+    assert len(source) <= 10_000, what
+    if numpy is None:
+        expected = M @ v
+        for _ in range(1600):
+            expected = np.tanh(expected)
+    else:
+        expected = numpy()
+    assert_close(run(eg.parse(source, shapes=SHAPES), A), np.asarray(expected), what)
+
+
+def test_an_overlong_equation_is_refused_first() -> None:
+    with pytest.raises(eg.ParseError, match="10,000,004 characters long; the limit is 10,000"):
+        eg.parse("Y = " + "s" * 10_000_000)
+
+
+def test_more_labels_than_letters_is_underlined_where_it_happens() -> None:
+    source = "Y = " + "*".join(f"v[l{k}]" for k in range(60))
+    with pytest.raises(eg.ParseError, match="more than 52 index labels") as info:
+        eg.parse(source)
+    assert_caret_under(str(info.value), source, "l52")
+
+
+@pytest.mark.parametrize("prefix", ["Y[i] = α[i] * ", "Y[i] = 中文[i] + ", "Y[ñ] = v[ñ] * "])
+def test_the_caret_counts_characters_not_bytes(prefix: str) -> None:
+    source = prefix + "bogus(v[i])"
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse(source)
+    column = assert_caret_under(str(info.value), source, "bogus")
+    assert f"(column {column + 1})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "underlined", "needle"),
+    [
+        ("Y[i] = v[i] * 10**400", "10**400", "is inf as a float"),
+        ("Y[i] = v[i] * 0x" + "F" * 300, "0x" + "F" * 300, "too large for a float"),
+        ("Y[i] = v[i] * 1e400", "1e400", "it would be inf"),
+        ("Y[i] = v[i] ** " + "1" * 400, "1" * 400, "too large for a float"),
+        ("Y[i] = v[i] + (1e308 + 1e308)", "1e308 + 1e308", "is inf as a float"),
+        ("Y = 1e200 * 1e200 + s", "1e200 * 1e200", "is inf as a float"),
+        ("Y = 1 / 0 + s", "1 / 0", "division by zero"),
+    ],
+)
+def test_numbers_beyond_a_float_are_located_errors(
+    source: str, underlined: str, needle: str
+) -> None:
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse(source, shapes=SHAPES)
+    assert needle in str(info.value)
+    assert_caret_under(str(info.value), source, underlined)

@@ -14,6 +14,9 @@
 from __future__ import annotations
 
 import builtins
+import functools
+import operator
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +28,7 @@ from hypothesis import strategies as st
 from oracles import assert_caret_under, autograd_gradients, caret, finite_difference
 
 import einsgrad as eg
-from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH
+from einsgrad.frontends.parse import MAX_LENGTH
 
 # --- hand-written strings against the Python API ---------------------------------------------
 
@@ -193,10 +196,10 @@ def test_rejected_with_a_caret(source: str, underlined: str, needle: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("source", "column"), [("x +", None), ("sum(X", 3), ("X +* Y", 3), ("exp(X))", 6), ("", 0)]
+    ("source", "column"), [("x +", 3), ("sum(X", 3), ("X +* Y", 3), ("exp(X))", 6), ("", 0)]
 )
 def test_syntax_errors_have_a_caret(source: str, column: int | None) -> None:
-    """The caret is where Python's parser reports the error (for "x +" that is column 1)."""
+    """The caret is where Python's parser reports the error (after "x +" at the end)."""
     with pytest.raises(eg.ParseError, match="invalid syntax") as info:
         eg.parse_expr(source)
     text, at, _ = caret(str(info.value))
@@ -210,7 +213,7 @@ def test_syntax_errors_have_a_caret(source: str, column: int | None) -> None:
 def test_overly_long_input() -> None:
     source = "+".join(["X"] * (MAX_LENGTH // 2 + 1))
     assert len(source) > MAX_LENGTH
-    with pytest.raises(eg.ParseError, match=f"limit is {MAX_LENGTH}"):
+    with pytest.raises(eg.ParseError, match=f"limit is {MAX_LENGTH:,}"):
         eg.parse_expr(source)
     core = "sum(" + "+".join(["X"] * 40) + ")"
     accepted = core + " " * (MAX_LENGTH - len(core))
@@ -218,31 +221,165 @@ def test_overly_long_input() -> None:
     assert eg.parse_expr(accepted)(X=np.ones(1)) == 40.0
 
 
+# --- any length and any nesting under the limit ------------------------------------------------
+
+X_VALUE = np.array([0.3, -0.7])
+
+#: Strings up to the length limit, with what numpy makes of them. CPython's own parser
+#: gives up on each (RecursionError, MemoryError or "too many nested parentheses").
+LONG_AND_DEEP: list[tuple[str, str, Callable[[Any], Any]]] = [
+    ("a flat sum of 3,000 terms", "+".join(["X"] * 3000), lambda x: 3000 * x),
+    ("a flat sum of 4,999 terms", "-".join(["X"] * 4999), lambda x: -4997 * x),
+    (
+        "4,999 products",
+        "*".join(["X"] * 4999),
+        lambda x: functools.reduce(operator.mul, [x] * 4999),
+    ),
+    ("500 parentheses", "(" * 500 + "X" + ")" * 500, lambda x: x),
+    ("4,999 parentheses", "(" * 4999 + "X" + ")" * 4999, lambda x: x),
+    ("5,000 minus signs", "-" * 5000 + "X", lambda x: x),
+    ("9,999 minus signs", "-" * 9999 + "X", lambda x: -x),
+    ("3,000 powers", "X" + "**1" * 3000, lambda x: x),
+    ("1,600 nested calls", "tanh(" * 1600 + "X" + ")" * 1600, None),
+    (
+        "a sum of 2,999 terms in a call",
+        "sum(" + "+".join(["X"] * 2999) + ")",
+        lambda x: 2999 * x.sum(),
+    ),
+    ("2,000 sums in parentheses", "(X+" * 2000 + "X" + ")" * 2000, lambda x: 2001 * x),
+]
+
+
+def _nested_tanh(x: Any) -> Any:
+    for _ in range(1600):
+        x = np.tanh(x)
+    return x
+
+
 @pytest.mark.parametrize(
-    "make",
-    [
-        lambda n: "tanh(" * n + "X" + ")" * n,
-        lambda n: "-" * n + "X",
-        lambda n: "X*(" * n + "X" + ")" * n,
-    ],
+    ("what", "source", "numpy"), LONG_AND_DEEP, ids=[w for w, _, _ in LONG_AND_DEEP]
 )
-def test_nesting_deeper_than_the_limit(make: Callable[[int], str]) -> None:
-    with pytest.raises(eg.ParseError, match="nested deeper"):
-        eg.parse_expr(make(MAX_DEPTH + 5))
-    shallow = eg.parse_expr(make(8))
-    assert np.isfinite(shallow(X=np.array(0.1)))
+def test_anything_under_the_length_limit_parses(
+    what: str, source: str, numpy: Callable[[Any], Any] | None
+) -> None:
+    assert len(source) <= MAX_LENGTH, what
+    expected = (numpy or _nested_tanh)(X_VALUE)
+    np.testing.assert_allclose(eg.parse_expr(source)(X=X_VALUE), expected, rtol=1e-12)
 
 
-def test_a_long_flat_sum_is_not_deep_nesting() -> None:
-    # Python nests a + b + c + ... to the left; the parser folds the chain in a loop.
-    terms = 10 * MAX_DEPTH
-    expr = eg.parse_expr("X" + "+X" * (terms - 1) + "-X*2")
-    assert expr(X=np.array(1.5)) == pytest.approx(1.5 * (terms - 2))
+def test_deep_input_outside_the_language_is_a_located_error() -> None:
+    """Python's parser reads it no deeper than 200 brackets; the caret goes under the
+    first token the language lacks."""
+    source = "(" * 300 + "lambda: X" + ")" * 300
+    with pytest.raises(eg.ParseError, match="'lambda' is not part of the expression language"):
+        eg.parse_expr(source)
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr(source)
+    assert_caret_under(str(info.value), source, "lambda")
+    with pytest.raises(eg.ParseError, match="Lambda is not part"):
+        eg.parse_expr("(" * 100 + "lambda: X" + ")" * 100)  # Python reads it: its node is named
+
+
+def test_reading_is_near_linear_in_the_length() -> None:
+    """A generous bound (the reader was quadratic in nothing, but CPython's limits made the
+    long inputs errors): four times the text may take at most ten times as long."""
+
+    def seconds(source: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            eg.parse_expr(source)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    for make in (lambda n: "+".join(["X"] * n), lambda n: "(" * n + "X" + ")" * n):
+        assert seconds(make(2400)) < 10 * seconds(make(600)) + 0.05
+
+
+def test_a_10_mb_string_is_refused_at_once() -> None:
+    start = time.perf_counter()
+    with pytest.raises(eg.ParseError, match="10,000,000 characters long; the limit is 10,000"):
+        eg.parse_expr("X" * 10_000_000)
+    assert time.perf_counter() - start < 1.0  # generous
 
 
 def test_pathological_nesting_is_a_parse_error_not_a_crash() -> None:
-    with pytest.raises(eg.ParseError):
+    with pytest.raises(eg.ParseError, match="limit"):
         eg.parse_expr("(" * 5000 + "X" + ")" * 5000)
+
+
+# --- carets after non-ASCII text ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix", ["α + ", "中文 + ", "αβγ * 中 - ", "sum(ñ) + ", "é + "], ids=repr
+)
+def test_the_caret_counts_characters_not_bytes(prefix: str) -> None:
+    source = prefix + "bogus(x)"
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr(source)
+    column = assert_caret_under(str(info.value), source, "bogus")
+    assert f"(column {column + 1})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "underlined"),
+    [
+        ("'😀😀' + X $", "$"),  # Python's syntax error, after emoji in a string
+        ("αβ中 + (X if Y else Z)", "X if Y else Z"),  # Python's tree, its columns converted
+        ("中 + X[0]", "X[0]"),
+        ("einsum('ij->ji', 中) + 😀", "😀"),
+    ],
+)
+def test_carets_after_non_ascii_text_in_every_path(source: str, underlined: str) -> None:
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr(source)
+    assert_caret_under(str(info.value), source, underlined)
+
+
+def test_a_caret_on_a_later_line_names_the_line() -> None:
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr("sum(α\n + bogus(X))")
+    assert "(line 2, column 4)" in str(info.value)
+    assert_caret_under(str(info.value), " + bogus(X))", "bogus")
+
+
+# --- numbers must be finite floats ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "underlined", "needle"),
+    [
+        ("X * 10**400", "10**400", "is inf as a float"),
+        ("X * 0x" + "F" * 300, "0x" + "F" * 300, "too large for a float"),
+        ("X * " + "1" * 400, "1" * 400, "too large for a float"),
+        ("X * " + "9" * 5000, "9" * 5000, "5,000 digits"),
+        ("X * 1e400", "1e400", "too large for a float (it would be inf)"),
+        ("X - -1e309", "1e309", "it would be inf"),
+        ("X + 1e200 * 1e200", "1e200 * 1e200", "is inf as a float"),
+        ("X * (1 / 0)", "1 / 0", "division by zero"),
+        ("X * 2 ** 1024", "2 ** 1024", "is inf"),
+        ("X * (-8) ** 0.5", "(-8) ** 0.5", "no real value"),
+        ("sum(X, axis=" + "1" * 30 + ")", "1" * 30, "at most 64 axes"),
+    ],
+)
+def test_numbers_beyond_a_float_are_located_errors(
+    source: str, underlined: str, needle: str
+) -> None:
+    with pytest.raises(eg.ParseError) as info:
+        eg.parse_expr(source)
+    assert needle in str(info.value)
+    assert_caret_under(str(info.value), source, underlined)
+
+
+def test_numbers_a_float_holds_are_read() -> None:
+    x = np.array([0.5, -0.25])
+    for source, value in [
+        ("X * 2 ** 1023", 2.0**1023),
+        ("X * 1e308", 1e308),
+        ("X * 0x" + "F" * 200, float(int("F" * 200, 16))),
+    ]:
+        np.testing.assert_allclose(eg.parse_expr(source)(X=x), x * value, rtol=1e-15)
 
 
 def test_grad_of_a_bad_string_is_a_parse_error() -> None:

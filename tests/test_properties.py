@@ -3,8 +3,9 @@
 A hypothesis strategy builds random einsum specs numpy accepts, constructed valid rather
 than filtered: 1-6 operands over a five-letter alphabet, labels repeated within an
 operand (diagonals, traces), labels only one operand has, scalar operands (empty terms),
-an optional ``...`` with rank broadcasting and size-1 axes, explicit labels broadcast with
-size 1, and implicit or explicit outputs. Every generated case is first run through
+an optional ``...`` with rank broadcasting and size-1 axes (in the output alone, too: a
+``...`` of no axes), explicit labels broadcast with size 1, and implicit or explicit
+outputs. Every generated case is first run through
 ``np.einsum``.
 
 For each case, every operand's gradient of ``L = sum(G * einsum(...))`` from ``eg.grad``
@@ -33,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
@@ -111,7 +113,8 @@ def einsum_cases(draw: DrawFn) -> EinsumCase:
         present = sorted({label for term in terms for label in term if label != "."})
         chosen = draw(st.permutations(present))[: draw(st.integers(0, len(present)))]
         output = "".join(chosen)
-        if any_ellipsis:
+        # numpy reads an output '...' that no input has as a '...' of no axes.
+        if any_ellipsis or draw(st.integers(0, 4)) == 0:
             at = draw(st.integers(0, len(output)))
             output = output[:at] + ELLIPSIS + output[at:]
         spec += "->" + output
@@ -148,6 +151,8 @@ def _features(case: EinsumCase) -> list[str]:
         features.append("scalar operand")
     if any(ELLIPSIS in term for term in inputs):
         features.append("ellipsis")
+    elif ELLIPSIS in output:
+        features.append("'...' in the output only")
     sizes: dict[str, set[int]] = {}
     for term, shape in zip(inputs, case.shapes, strict=True):
         letters = [label for label in term if label != ELLIPSIS]
@@ -367,9 +372,9 @@ def _known_difference(case: ShapeCase) -> str | None:
 
     * **'...' summed**: an explicit output without ``...`` while an input's ``...`` covers
       at least one axis. numpy rejects it ("output has more dimensions than subscripts
-      given"); einsgrad sums those axes, which is what the generalized dialect (whose
-      backward einsums sum the broadcast axes of an operand without ``...``) needs, and
-      ``resolve`` does not tell the dialects apart.
+      given"); einsgrad sums those axes, as JAX, PyTorch and opt_einsum do (a deliberate
+      extension: einsgrad's own sums over arrays of unknown rank are such einsums).
+      ``test_einsum_accepts_exactly_what_numpy_accepts`` checks its value.
     * **numpy's size-0 diagonal**: one operand repeating a label whose first axis has size
       0 while a later one does not. numpy's single-operand path takes a size-0 axis for
       "not yet known" and accepts ``np.einsum('ii->i', np.zeros((0, 3)))`` as shape (3,);
@@ -436,3 +441,182 @@ def test_known_differences_from_numpy_are_real(case: ShapeCase, difference: str)
     except eg.ShapeError:
         einsgrad_accepts = False
     assert numpy_accepts != einsgrad_accepts
+
+
+# --- which spec strings eg.einsum and eg.backward accept, against numpy ---------------------
+
+
+@dataclass(frozen=True)
+class SpecString:
+    spec: str
+    shapes: tuple[Shape, ...]
+    seed: int
+
+
+#: Labels of the acceptance cases (capitals too), and what may replace one character.
+SPEC_ALPHABET = "abcAB"
+CORRUPTIONS = [" ", ".", "-", ">", ",", "1", "é", "z", "..."]
+
+
+def _output_term(draw: DrawFn, terms: list[str]) -> str:
+    """An explicit output: some of the inputs' labels, perhaps with ``...`` (whether or
+    not an input has one), perhaps a repeated label or one no input has."""
+    present = sorted({label for term in terms for label in term if label != "."})
+    output = "".join(draw(st.permutations(present))[: draw(st.integers(0, len(present)))])
+    if draw(st.integers(0, 2)) == 0:
+        at = draw(st.integers(0, len(output)))
+        output = output[:at] + ELLIPSIS + output[at:]
+    extra = draw(st.sampled_from(["", "", "", "", "repeat", "absent"]))
+    if extra == "repeat" and present:
+        output += draw(st.sampled_from(present))
+    elif extra == "absent":
+        output += draw(st.sampled_from([c for c in SPEC_ALPHABET + "z" if c not in present]))
+    return output
+
+
+def _spaced(draw: DrawFn, spec: str) -> str:
+    """``spec`` with spaces put in at a few places (numpy ignores them between tokens)."""
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        at = draw(st.integers(0, len(spec)))
+        spec = spec[:at] + " " + spec[at:]
+    return spec
+
+
+@composite
+def spec_strings(draw: DrawFn) -> SpecString:
+    """A spec string and shapes, valid or nearly so, for numpy to judge.
+
+    The terms are built as in :func:`einsum_cases` (repeated labels, scalar operands,
+    size-1 axes, ``...`` with rank broadcasting), over lower- and uppercase labels; the
+    output is implicit or explicit (see :func:`_output_term`); spaces go anywhere, even
+    inside ``...`` or ``->``; a few cases get one character replaced, or their shapes a
+    changed size, rank or operand count.
+    """
+    sizes = {label: draw(st.integers(1, 3)) for label in SPEC_ALPHABET}
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    terms: list[str] = []
+    shapes: list[list[int]] = []
+    for _ in range(draw(st.integers(1, 3))):
+        count = draw(st.sampled_from([2, 1, 3, 0]))
+        labels = draw(st.lists(st.sampled_from(SPEC_ALPHABET), min_size=count, max_size=count))
+        local = {label: _size_one_sometimes(draw, sizes[label]) for label in dict.fromkeys(labels)}
+        term, shape = "".join(labels), [local[label] for label in labels]
+        if draw(st.integers(0, 2)) == 0:
+            rank = draw(st.integers(0, len(batch)))
+            dims = [_size_one_sometimes(draw, n) for n in batch[len(batch) - rank :]]
+            at = draw(st.integers(0, len(labels)))
+            term, shape = term[:at] + ELLIPSIS + term[at:], shape[:at] + dims + shape[at:]
+        terms.append(term)
+        shapes.append(shape)
+    spec = ",".join(terms)
+    if draw(st.booleans()):
+        spec += "->" + _output_term(draw, terms)
+    spec = _spaced(draw, spec)
+    if spec and draw(st.integers(0, 7)) == 0:
+        at = draw(st.integers(0, len(spec) - 1))
+        spec = spec[:at] + draw(st.sampled_from(CORRUPTIONS)) + spec[at + 1 :]
+    shaped = _mutated(draw, shapes) if draw(st.integers(0, 3)) == 0 else shapes
+    return SpecString(spec, tuple(tuple(s) for s in shaped), draw(st.integers(0, 2**32 - 1)))
+
+
+#: numpy's refusal of the one deliberate extension, an output that sums '...' axes.
+SUMMED_ELLIPSIS = "output has more dimensions than subscripts given"
+
+
+@dataclass(frozen=True)
+class NumpyVerdict:
+    """What numpy makes of a case: the result, and the spec and cotangent whose exact
+    gradient (by linearity, from numpy's einsum) is the one to expect."""
+
+    result: np.ndarray
+    spec: str
+
+    def reference_grad(
+        self, operands: list[np.ndarray], cotangent: np.ndarray, k: int
+    ) -> np.ndarray:
+        """dL/dX_k of L = sum(G * result): summing axes broadcasts G back along them."""
+        full = np.einsum(self.spec, *operands).shape
+        return reference_grad(self.spec, operands, np.broadcast_to(cotangent, full), k)
+
+
+def _numpy_einsum(case: SpecString, operands: list[np.ndarray]) -> NumpyVerdict | None:
+    """numpy's verdict on the case, or None when numpy rejects the spec with these shapes.
+
+    Where numpy refuses only because the output sums the axes under ``...`` (einsgrad's
+    extension, JAX's and PyTorch's behaviour), the expected result is numpy's einsum with
+    ``...`` kept in front of the output, summed over those axes.
+    """
+    try:
+        return NumpyVerdict(np.asarray(np.einsum(case.spec, *operands)), case.spec)
+    except ValueError as error:
+        note(f"numpy rejects: {error}")
+        if SUMMED_ELLIPSIS not in str(error):
+            return None
+    lhs, _, rhs = case.spec.partition("->")
+    kept = np.asarray(np.einsum(f"{lhs}->...{rhs}", *operands))
+    event("'...' summed: numpy with '...' kept, then summed")
+    leading = kept.ndim - len(rhs.replace(" ", ""))
+    return NumpyVerdict(kept.sum(axis=tuple(range(leading))), f"{lhs}->...{rhs}")
+
+
+def _einsgrad_einsum(case: SpecString, operands: list[np.ndarray], declared: bool) -> Any:
+    """eg.einsum's result (variables declared with their shapes or not), or its error."""
+    names = [f"X{k}" for k in range(len(operands))]
+    variables = [
+        eg.var(name, array.shape if declared else None)
+        for name, array in zip(names, operands, strict=True)
+    ]
+    try:
+        return eg.einsum(case.spec, *variables)(**dict(zip(names, operands, strict=True)))
+    except eg.EinsgradError as error:
+        assert str(error), "an einsgrad error with an empty message"
+        assert isinstance(error, eg.SpecError | eg.ShapeError), type(error).__name__
+        return error
+
+
+@settings(REPRODUCIBLE, max_examples=400, deadline=None)
+@given(spec_strings())
+def test_einsum_accepts_exactly_what_numpy_accepts(case: SpecString) -> None:
+    """eg.einsum and eg.backward accept a spec with given shapes exactly when np.einsum does
+    (but for summed '...' axes, see :func:`_numpy_einsum`), and then give numpy's result
+    (eg.einsum) and the exact gradient (eg.backward)."""
+    note(f"np.einsum({case.spec!r}) with shapes {case.shapes}")
+    rng = np.random.default_rng(case.seed)
+    operands = [rng.standard_normal(shape) for shape in case.shapes]
+    expected = _numpy_einsum(case, operands)
+    event("numpy rejects" if expected is None else "numpy accepts")
+    for declared in (True, False):
+        got = _einsgrad_einsum(case, operands, declared)
+        if expected is None:
+            assert isinstance(got, eg.EinsgradError), f"einsgrad accepts, giving {got!r}"
+        else:
+            assert not isinstance(got, Exception), f"einsgrad rejects: {got}"
+            assert_close(got, expected.result, f"eg.einsum (shapes declared: {declared})")
+    if expected is None:
+        return
+    cotangent = rng.standard_normal(expected.result.shape)
+    for k in range(len(operands)):
+        got = eg.backward(case.spec, k).apply(operands, cotangent)
+        assert_close(got, expected.reference_grad(operands, cotangent, k), f"backward {k}")
+
+
+@pytest.mark.parametrize(("spec", "shape"), [("ij->...ij", (2, 3)), ("i->...i", (4,))])
+def test_an_output_ellipsis_no_input_has_stands_for_no_axes(spec: str, shape: Shape) -> None:
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    assert_close(eg.einsum(spec, eg.var("X", shape))(X=x), np.einsum(spec, x), spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "axes"), [("...->", (0, 1)), ("i...->i", (1,)), ("i...->", (0, 1))]
+)
+def test_an_output_without_ellipsis_sums_its_axes_as_jax_does(
+    spec: str, axes: tuple[int, ...]
+) -> None:
+    """The one deliberate extension: numpy refuses, JAX (and PyTorch) sum."""
+    x = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(ValueError, match=SUMMED_ELLIPSIS):
+        np.einsum(spec, x)
+    expected = np.asarray(jnp.einsum(spec, x), dtype=np.float64)  # exact: small integers
+    assert_close(expected, x.sum(axis=axes), "jax")
+    for declared in ((2, 3), None):
+        assert_close(eg.einsum(spec, eg.var("X", declared))(X=x), expected, spec)

@@ -3,7 +3,12 @@
 Two dialects share one parser:
 
 * **numpy einsum** (``generalized=False``): what ``numpy.einsum`` accepts. Output labels
-  must occur in the inputs and may not repeat; the output may be implicit.
+  must occur in the inputs and may not repeat; the output may be implicit. An output
+  ``...`` that no input has stands for no axes (``'ij->...ij'``). One deliberate
+  extension: an explicit output without ``...`` sums the axes under the inputs' ``...``
+  (``'...->'`` is the sum of all axes, ``'i...->i'`` of all but the first), as JAX,
+  PyTorch and opt_einsum do, where numpy refuses any such axis. einsgrad's own sums over
+  an array of unknown rank are such einsums.
 * **generalized einsum** (``generalized=True``): what the rule engine produces. The output
   may repeat a label (the result lives on a diagonal, zero elsewhere) and may hold labels
   that no input has (the result is broadcast along them). The sizes of such labels, and
@@ -33,9 +38,13 @@ from opt_einsum.parser import find_output_str
 
 from einsgrad.core.errors import ShapeError, SpecError, caret_message
 
-__all__ = ["ELLIPSIS", "Resolved", "Spec", "parse_spec", "resolve"]
+__all__ = ["ELLIPSIS", "MAX_SPEC_LENGTH", "Resolved", "Spec", "parse_spec", "resolve"]
 
 ELLIPSIS = "..."
+#: The longest einsum spec read, in characters. numpy takes at most 63 operands of at most
+#: 64 axes, so no spec numpy accepts needs half of it (but for runs of spaces); the check
+#: comes first, so an overlong string is refused before any other work.
+MAX_SPEC_LENGTH = 10_000
 Term = tuple[str, ...]
 Shape = tuple[int, ...]
 
@@ -118,6 +127,11 @@ def parse_spec(source: str, *, generalized: bool = False) -> Spec:
     # Checked before the cache, which would fail on an unhashable list or array first.
     if not isinstance(source, str):
         raise SpecError(f"an einsum spec must be a string, got {type(source).__name__}")
+    if len(source) > MAX_SPEC_LENGTH:
+        raise SpecError(
+            f"einsum spec {source[:20]!r}... is {len(source):,} characters long; "
+            f"the limit is {MAX_SPEC_LENGTH:,}"
+        )
     return _parse_spec(source, generalized)
 
 
@@ -199,22 +213,17 @@ def _check_numpy_output(
 ) -> None:
     """Reject an explicit output numpy einsum cannot compute (the generalized dialect can).
 
-    Every output label, and the output's ``...``, must occur in some input, and no label
-    may repeat; the caret goes under the first output token that breaks a rule.
+    Every output label must occur in some input, and no label may repeat; the caret goes
+    under the first output token that breaks a rule. The output's ``...`` needs no input
+    ``...``: numpy reads ``'ij->...ij'`` as a ``...`` of no axes. Whether an input's
+    ``...`` may be left out of the output depends on the shapes (see :func:`resolve`).
     """
     known = {label for term in inputs for label in term}
     seen: set[str] = set()
     for token, column in zip(output, columns, strict=True):
-        if token == ELLIPSIS and ELLIPSIS not in known:
-            raise SpecError(
-                caret_message(
-                    f"einsum spec {source!r}: the output has '...' but no input does",
-                    source,
-                    column,
-                    width=3,
-                )
-            )
-        if token != ELLIPSIS and token not in known:
+        if token == ELLIPSIS:
+            continue
+        if token not in known:
             raise SpecError(
                 caret_message(
                     f"einsum spec {source!r}: output label {token!r} does not occur in any input",
@@ -222,7 +231,7 @@ def _check_numpy_output(
                     column,
                 )
             )
-        if token != ELLIPSIS and token in seen:
+        if token in seen:
             raise SpecError(
                 caret_message(
                     f"einsum spec {source!r}: output label {token!r} is repeated "

@@ -1,6 +1,8 @@
 """Index notation in and out: ``parse("Y[b,j] = X[b,i] * W[i,j] + c[j]")`` and ``to_index``.
 
-The language (Python syntax, parsed with ``ast``, never evaluated):
+The language (Python syntax, read into ``ast`` nodes by :mod:`einsgrad.frontends.syntax`,
+never evaluated; at most ``MAX_LENGTH`` characters, checked first, and any nesting
+within them, walked without recursion):
 
 * ``NAME[l1, l2, …]`` is a tensor with index labels (any identifiers: ``X[batch, i]``);
   a bare ``NAME`` is a scalar variable; numbers are constants;
@@ -14,7 +16,8 @@ The language (Python syntax, parsed with ``ast``, never evaluated):
   keeps its base's labels (``X[i] ** 2`` summed over ``i`` is ``Σ_i x_i²``).
 
 Errors point at the offending text: a label on the left that appears nowhere on the
-right, or a label whose sizes disagree (reported by the einsum it builds).
+right, or a label whose sizes disagree (reported by the einsum it builds). Numbers must
+be finite floats, as in expression strings.
 
 ``to_index(expr)`` writes an expression back in this language; summations that the
 language cannot scope (a sum over a function's result) are written with an explicit
@@ -28,15 +31,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from einsgrad.core.errors import EinsgradError, ParseError, caret_message
-from einsgrad.core.ir import Expr, Var
+from einsgrad.core.ir import Const, Expr, Var
 from einsgrad.core.labels import LETTERS
-from einsgrad.frontends.parse import MAX_DEPTH, MAX_LENGTH, check_shapes_used
+from einsgrad.frontends.parse import check_number, check_shapes_used, checked_text, shown
+from einsgrad.frontends.syntax import (
+    Frame,
+    line_of,
+    parse_python,
+    place_of,
+    run_without_recursion,
+    segment,
+)
 from einsgrad.graph import ops
 from einsgrad.rules import elementwise as primitives
 
 __all__ = ["parse"]
 
 FUNCTIONS = set(primitives.__all__) - {"maximum", "minimum"}
+LANGUAGE = "index notation"
+
+Labels = frozenset[str]
 
 
 @dataclass
@@ -48,6 +62,10 @@ class _Indexed:
 
 
 class _Builder:
+    """Builds the expression of an index equation's right side, top-down (each node is
+    told the labels needed outside it) and bottom-up (it answers with its labels). Each
+    step is a generator run by :func:`run_without_recursion`: no nesting is too deep."""
+
     def __init__(
         self, source: str, shapes: Mapping[str, Sequence[int]], variables: Mapping[str, Var]
     ):
@@ -56,13 +74,21 @@ class _Builder:
         self.variables = dict(variables)
         self.letters: dict[str, str] = {}
         self.representatives: dict[str, tuple[Expr, tuple[str, ...]]] = {}
+        self.written: dict[int, Labels] = {}
+        self.outside_calls: dict[int, Labels] = {}
 
     def fail(self, node: ast.AST, message: str) -> ParseError:
         column = getattr(node, "col_offset", 0)
         end = getattr(node, "end_col_offset", column + 1)
+        if getattr(node, "end_lineno", None) != getattr(node, "lineno", None):
+            end = column + 1
+        where = place_of(self.source, getattr(node, "lineno", 1), column)
         return ParseError(
             caret_message(
-                f"{message} (column {column + 1})", self.source, column, width=end - column
+                f"{message} ({where})",
+                line_of(self.source, node),
+                column,
+                width=end - column,
             )
         )
 
@@ -85,38 +111,65 @@ class _Builder:
         return self.variables[name]
 
     # -- labels mentioned syntactically ------------------------------------------------------
-    def mentioned(self, node: ast.AST, *, into_calls: bool = True) -> list[str]:
+    def index_labels(self, tree: ast.AST) -> None:
+        """Record, for every node of ``tree``, the labels written in it, and those written
+        in it outside any call; one bottom-up pass, so asking is a look-up.
+
+        Refuses more distinct labels than there are einsum letters first, so that every
+        recorded set is small.
+        """
+        order = list(ast.walk(tree))  # parents before children
+        tensors = [node for node in order if isinstance(node, ast.Subscript)]
+        tensors.sort(key=lambda node: (node.lineno, node.col_offset))  # as written
+        distinct: dict[str, None] = {}
+        for tensor in tensors:
+            for label, item in zip(self.term_labels(tensor), self._items(tensor), strict=True):
+                distinct.setdefault(label)
+                if len(distinct) > len(LETTERS):
+                    raise self.fail(item, f"more than {len(LETTERS)} index labels")
+        for node in reversed(order):  # children before parents
+            own = frozenset(self.term_labels(node)) if isinstance(node, ast.Subscript) else Labels()
+            children = list(ast.iter_child_nodes(node))
+            self.written[id(node)] = own.union(*(self.written[id(c)] for c in children))
+            self.outside_calls[id(node)] = (
+                Labels()
+                if isinstance(node, ast.Call)
+                else own.union(*(self.outside_calls[id(c)] for c in children))
+            )
+
+    def mentioned(self, node: ast.AST, *, into_calls: bool = True) -> Labels:
         """Labels written in ``node``; with ``into_calls=False``, not those inside a call."""
-        found: list[str] = []
-        stack = [node]
-        while stack:
-            child = stack.pop()
-            if isinstance(child, ast.Subscript):
-                found.extend(self.term_labels(child))
-            if isinstance(child, ast.Call) and not into_calls:
-                continue
-            stack.extend(ast.iter_child_nodes(child))
-        return list(dict.fromkeys(found))
+        return (self.written if into_calls else self.outside_calls)[id(node)]
+
+    def _items(self, node: ast.Subscript) -> list[ast.expr]:
+        index = node.slice
+        return list(index.elts) if isinstance(index, ast.Tuple) else [index]
 
     def term_labels(self, node: ast.Subscript) -> list[str]:
-        index = node.slice
-        items = index.elts if isinstance(index, ast.Tuple) else [index]
         labels = []
-        for item in items:
+        for item in self._items(node):
             if not isinstance(item, ast.Name):
                 raise self.fail(item, "an index label must be a name, like i or batch")
             labels.append(item.id)
         return labels
 
     # -- building ----------------------------------------------------------------------------
-    def build(self, node: ast.AST, needed: frozenset[str], depth: int = 0) -> _Indexed:
-        if depth > MAX_DEPTH:
-            raise self.fail(node, f"expression nested deeper than {MAX_DEPTH} levels")
+    def build(self, node: ast.AST, needed: Labels) -> Frame:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
-            return self.sum(node, needed, depth)
-        return self.product(node, needed, depth)
+            value = yield self.sum(node, needed)
+        else:
+            value = yield self.product(node, needed)
+        return self.finite(node, value)
 
-    def sum(self, node: ast.BinOp, needed: frozenset[str], depth: int) -> _Indexed:
+    def finite(self, node: ast.AST, value: _Indexed) -> _Indexed:
+        """``value``, unless it is a plain number that arithmetic on numbers made inf or
+        nan (``10 ** 400``, ``1 / 0``): then a ParseError under ``node``."""
+        problem = check_number(value.expr, literal=False)
+        if problem is not None:
+            raise self.fail(node, f"{shown(segment(self.source, node))} {problem}")
+        return value
+
+    def sum(self, node: ast.BinOp, needed: Labels) -> Frame:
         terms: list[tuple[ast.AST, bool]] = []
         current: ast.AST = node
         while isinstance(current, ast.BinOp) and isinstance(current.op, ast.Add | ast.Sub):
@@ -124,7 +177,9 @@ class _Builder:
             current = current.left
         terms.append((current, False))
         terms.reverse()
-        built = [(self.build(term, needed, depth + 1), negate) for term, negate in terms]
+        built = []
+        for term, negate in terms:
+            built.append(((yield self.build(term, needed)), negate))
         labels = tuple(dict.fromkeys(label for value, _ in built for label in value.labels))
         total = self.align(built[0][0], labels)
         for value, negate in built[1:]:
@@ -155,25 +210,45 @@ class _Builder:
         return ops.einsum(f"{terms}->{out}", *(expr for expr, _ in chosen.values()))
 
     def factors(self, node: ast.AST) -> list[tuple[ast.AST, bool]]:
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
-            left = self.factors(node.left)
-            right = self.factors(node.right)
-            if isinstance(node.op, ast.Div):
-                right = [(factor, not inverted) for factor, inverted in right]
-            return left + right
-        return [(node, False)]
+        """The factors of a product ``a * b / c``, in order, each with whether it divides
+        (parenthesized products are factors too); a loop over an explicit stack."""
+        found: list[tuple[ast.AST, bool]] = []
+        pending: list[tuple[ast.AST, bool]] = [(node, False)]
+        while pending:
+            current, inverted = pending.pop()
+            if isinstance(current, ast.BinOp) and isinstance(current.op, ast.Mult | ast.Div):
+                right_inverted = inverted != isinstance(current.op, ast.Div)
+                pending.append((current.right, right_inverted))
+                pending.append((current.left, inverted))
+            else:
+                found.append((current, inverted))
+        return found
 
-    def product(self, node: ast.AST, needed: frozenset[str], depth: int) -> _Indexed:
+    def product(self, node: ast.AST, needed: Labels) -> Frame:
         factors = self.factors(node)
-        mentions = [set(self.mentioned(f)) for f, _ in factors]
+        mentions = [self.mentioned(f) for f, _ in factors]
+        # The labels of every other factor: unions of the ones before and after each.
+        before: list[Labels] = [Labels()]
+        for m in mentions[:-1]:
+            before.append(before[-1] | m)
+        after: list[Labels] = [Labels()]
+        for m in reversed(mentions[1:]):
+            after.append(after[-1] | m)
+        after.reverse()
         operands: list[Expr] = []
         terms: list[tuple[str, ...]] = []
         for position, (factor, inverted) in enumerate(factors):
-            outside = set(needed).union(*(m for i, m in enumerate(mentions) if i != position))
-            value = self.factor(factor, frozenset(outside), depth)
-            expr = ops.divide(1.0, value.expr) if inverted else value.expr
-            operands.append(expr)
+            outside = needed | before[position] | after[position]
+            value = yield self.factor(factor, outside)
+            operands.append(ops.divide(1.0, value.expr) if inverted else value.expr)
             terms.append(value.labels)
+        numbers = [op.value for op in operands if isinstance(op, Const) and op.is_scalar]
+        if len(numbers) == len(operands):
+            # Numbers only: their einsum would make the inf or nan at evaluation.
+            product = 1.0
+            for number in numbers:
+                product *= float(number)
+            self.finite(node, _Indexed(Const(product), ()))
         everything = list(dict.fromkeys(label for term in terms for label in term))
         kept = tuple(label for label in everything if label in needed)
         if len(operands) == 1 and terms[0] == kept:
@@ -183,15 +258,19 @@ class _Builder:
         try:
             return _Indexed(ops.einsum(spec, *operands), kept)
         except EinsgradError as error:
-            raise type(error)(
-                f"{error}\n  in: {ast.get_source_segment(self.source, node)}"
-            ) from None
+            raise type(error)(f"{error}\n  in: {segment(self.source, node)}") from None
 
-    def factor(self, node: ast.AST, needed: frozenset[str], depth: int) -> _Indexed:
+    def number(self, node: ast.Constant) -> float:
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise self.fail(node, f"only numbers are allowed here, not {node.value!r}")
+        problem = check_number(node.value, literal=True)
+        if problem is not None:
+            raise self.fail(node, f"{shown(segment(self.source, node))} {problem}")
+        return float(node.value)
+
+    def factor(self, node: ast.AST, needed: Labels) -> Frame:
         if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-                raise self.fail(node, f"only numbers are allowed here, not {node.value!r}")
-            return _Indexed(ops.as_expr(float(node.value)), ())
+            return _Indexed(ops.as_expr(self.number(node)), ())
         if isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
                 raise self.fail(node, f"{node.id!r} is a function: call it, e.g. {node.id}(X[i])")
@@ -199,32 +278,46 @@ class _Builder:
         if isinstance(node, ast.Subscript):
             return self.tensor(node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            inner = self.build(node.operand, needed, depth + 1)
-            return _Indexed(
-                -inner.expr if isinstance(node.op, ast.USub) else inner.expr, inner.labels
-            )
+            return (yield self.signed(node, needed))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
-            return self.sum(node, needed, depth + 1)
+            return (yield self.sum(node, needed))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            if not (
-                isinstance(node.right, ast.Constant) and isinstance(node.right.value, int | float)
-            ):
-                raise self.fail(node.right, "an exponent must be a number")
-            # A power keeps its base's own labels; a function inside the base still sums
-            # the labels only its argument has.
-            own = frozenset(self.mentioned(node.left, into_calls=False))
-            base = self.build(node.left, needed | own, depth + 1)
-            return _Indexed(ops.power(base.expr, float(node.right.value)), base.labels)
+            return (yield self.power(node, needed))
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise self.fail(
-                    node.func, f"unknown function (known: {', '.join(sorted(FUNCTIONS))})"
-                )
-            if len(node.args) != 1 or node.keywords:
-                raise self.fail(node, f"{node.func.id}() takes one argument")
-            inner = self.build(node.args[0], needed, depth + 1)
-            return _Indexed(getattr(primitives, node.func.id)(inner.expr), inner.labels)
+            return (yield self.call(node, needed))
         raise self.fail(node, f"{type(node).__name__} is not part of index notation")
+
+    def signed(self, node: ast.UnaryOp, needed: Labels) -> Frame:
+        """``-x`` and ``+x``; a run of signs is one loop, whatever its length, and each
+        minus is a negation (as if each sign were built on its own)."""
+        minuses = 0
+        inner: ast.AST = node
+        while isinstance(inner, ast.UnaryOp) and isinstance(inner.op, ast.USub | ast.UAdd):
+            minuses += isinstance(inner.op, ast.USub)
+            inner = inner.operand
+        value = yield self.build(inner, needed)
+        expr = value.expr
+        for _ in range(minuses):
+            expr = -expr
+        return _Indexed(expr, value.labels)
+
+    def power(self, node: ast.BinOp, needed: Labels) -> Frame:
+        if not (isinstance(node.right, ast.Constant) and isinstance(node.right.value, int | float)):
+            raise self.fail(node.right, "an exponent must be a number")
+        exponent = self.number(node.right)
+        # A power keeps its base's own labels; a function inside the base still sums
+        # the labels only its argument has.
+        own = self.mentioned(node.left, into_calls=False)
+        base = yield self.build(node.left, needed | own)
+        return self.finite(node, _Indexed(ops.power(base.expr, exponent), base.labels))
+
+    def call(self, node: ast.Call, needed: Labels) -> Frame:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise self.fail(node.func, f"unknown function (known: {', '.join(sorted(FUNCTIONS))})")
+        if len(node.args) != 1 or node.keywords:
+            raise self.fail(node, f"{node.func.id}() takes one argument")
+        inner = yield self.build(node.args[0], needed)
+        return _Indexed(getattr(primitives, node.func.id)(inner.expr), inner.labels)
 
     def tensor(self, node: ast.Subscript) -> _Indexed:
         if not isinstance(node.value, ast.Name):
@@ -248,22 +341,11 @@ def parse(
     variables: Mapping[str, Var] | Sequence[Var] | None = None,
 ) -> Expr:
     """The right-hand side of an index equation as an expression, axes in the left's order."""
-    if not isinstance(source, str):
-        raise ParseError(f"an index equation string is needed, got {type(source).__name__}")
-    if len(source) > MAX_LENGTH:
-        raise ParseError(f"equation is {len(source)} characters long; the limit is {MAX_LENGTH}")
-    text = source.strip()
-    try:
-        tree = ast.parse(text, mode="exec")
-    except SyntaxError as error:
-        column = (error.offset or 1) - 1
-        raise ParseError(
-            caret_message(f"invalid syntax: {error.msg} (column {column + 1})", text, column)
-        ) from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ParseError("equation is too deeply nested or malformed") from None
+    text = checked_text(source, "index equation")
+    tree = parse_python(text, "assign", LANGUAGE)
     if (
-        len(tree.body) != 1
+        not isinstance(tree, ast.Module)
+        or len(tree.body) != 1
         or not isinstance(tree.body[0], ast.Assign)
         or len(tree.body[0].targets) != 1
     ):
@@ -277,7 +359,22 @@ def parse(
     else:
         known = {v.name: v for v in variables}
     builder = _Builder(text, shapes or {}, known)
-    target = assignment.targets[0]
+    left, label_nodes = _left_side(builder, assignment.targets[0])
+    builder.index_labels(assignment.value)
+    mentioned = builder.mentioned(assignment.value)
+    for label, label_node in zip(left, label_nodes, strict=True):
+        if label not in mentioned:
+            raise builder.fail(
+                label_node, f"label {label!r} on the left appears nowhere on the right"
+            )
+    value = run_without_recursion(builder.build(assignment.value, frozenset(left)))
+    check_shapes_used(shapes, builder.variables, text)
+    return builder.align(value, tuple(left))
+
+
+def _left_side(builder: _Builder, target: ast.expr) -> tuple[list[str], list[ast.expr]]:
+    """The labels of the left side ``NAME[labels]`` (none for a bare ``NAME``), distinct,
+    and their nodes."""
     if isinstance(target, ast.Subscript):
         left = builder.term_labels(target)
         label_nodes = target.slice.elts if isinstance(target.slice, ast.Tuple) else [target.slice]
@@ -287,18 +384,7 @@ def parse(
         raise builder.fail(target, "the left side must be NAME[labels] or NAME")
     if len(set(left)) != len(left):
         raise builder.fail(target, "a label repeats on the left side")
-    mentioned = set(builder.mentioned(assignment.value))
-    for label, label_node in zip(left, label_nodes, strict=True):
-        if label not in mentioned:
-            raise builder.fail(
-                label_node, f"label {label!r} on the left appears nowhere on the right"
-            )
-    try:
-        value = builder.build(assignment.value, frozenset(left))
-    except RecursionError:
-        raise ParseError(f"equation nested deeper than {MAX_DEPTH} levels") from None
-    check_shapes_used(shapes, builder.variables, text)
-    return builder.align(value, tuple(left))
+    return left, label_nodes
 
 
 # --- out -------------------------------------------------------------------------------------

@@ -24,15 +24,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from einsgrad.core.errors import EinsgradError, ParseError, ShapeError
+from einsgrad.core.errors import EinsgradError, OptionError, ParseError, ShapeError
 from einsgrad.core.ir import Einsum, Expr, Var, toposort
 from einsgrad.core.spec import ELLIPSIS
-from einsgrad.frontends.parse import parse_expr
+from einsgrad.frontends.parse import MAX_LENGTH, parse_expr
 from einsgrad.graph import ops
 from einsgrad.graph.rewrite import rebuild
 from einsgrad.passes.autodiff import variable_of, variables_by_name
 from einsgrad.passes.calculus import vjp
-from einsgrad.passes.equivalence import equivalent
+from einsgrad.passes.equivalence import equivalent, guard_random_inputs
 from einsgrad.passes.evaluate import evaluate
 from einsgrad.passes.simplify import simplify
 from einsgrad.teach.notation import matrix_form
@@ -40,6 +40,9 @@ from einsgrad.teach.notation import matrix_form
 __all__ = ["Verdict", "check"]
 
 Kind = Literal["correct", "shape", "value"]
+
+#: The longest ``output=`` name: it is matched in the formula with a regular expression.
+MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,39 @@ def _normalize(formula: str, output: str, upstream: str) -> tuple[str, Literal["
         text = re.sub(pattern, upstream, text)
     # Paper notation: 1ᵀ·A sums rows, A·1 sums columns, [a > b] is a mask, − is minus.
     text = re.sub(r"1ᵀ\s*·\s*(\w+|\([^()]*\))", r"sum(\1, axis=0)", text)
-    text = re.sub(r"(\w+|\([^()]*\))\s*·\s*1\b(?!\s*[./\w])", r"sum(\1, axis=1)", text)
-    text = re.sub(r"\[([^\[\]]+?)\s*>\s*([^\[\]]+?)\]", r"greater(\1, \2)", text)
+    # (?<!\w): a word is tried from its start only, which keeps the search linear.
+    text = re.sub(r"((?<!\w)\w+|\([^()]*\))\s*·\s*1\b(?!\s*[./\w])", r"sum(\1, axis=1)", text)
+    text = re.sub(r"\[([^\[\]]*)\]", _mask, text)
     text = text.replace("−", "-").replace("ᵀ", ".T").replace("^T", ".T")
     text = text.replace("·", "@").replace("⊙", "*")
     return text.strip(), style
+
+
+def _mask(bracket: re.Match[str]) -> str:
+    """``[a > b]`` as ``greater(a, b)``: split at the first ``>`` with text on both sides.
+
+    A bracket without such a ``>`` is left as it is. Splitting here, rather than with a
+    lazy pattern that tries every split, keeps the rewrite linear in the formula.
+    """
+    inside = bracket.group(1)
+    left, sep, right = inside.partition(">")
+    if sep and left.strip() and right.strip():
+        return f"greater({left.strip()}, {right.strip()})"
+    return bracket.group(0)
+
+
+def _check_text(candidate: Any, output: Any) -> None:
+    """The formula is a string within the length limit and ``output`` a name, checked
+    before any other work on them."""
+    if not isinstance(candidate, str):
+        raise ParseError(f"check needs the formula as a string, got {type(candidate).__name__}")
+    if len(candidate) > MAX_LENGTH:
+        raise ParseError(
+            f"the formula is {len(candidate):,} characters long; the limit is {MAX_LENGTH:,}"
+        )
+    if not isinstance(output, str) or len(output) > MAX_NAME_LENGTH or not output.isidentifier():
+        shown = repr(output) if len(repr(output)) <= 40 else f"a {type(output).__name__}"
+        raise OptionError(f"output= is the name of the expression's result, like 'Y', got {shown}")
 
 
 def check(
@@ -97,6 +128,7 @@ def check(
     trials: int = 3,
 ) -> Verdict:
     """Check a hand-derived formula for ``∂L/∂wrt`` of ``output = expr`` (see module doc)."""
+    _check_text(candidate, output)
     if isinstance(expr, str):
         expr = parse_expr(expr, shapes=shapes)
     by_name = variables_by_name(toposort([expr]))
@@ -112,6 +144,11 @@ def check(
     truth = vjp(expr, variable, cotangent)
     assert isinstance(truth, Expr)
     text, style = _normalize(candidate, output, upstream)
+    if len(text) > MAX_LENGTH:
+        raise ParseError(
+            f"the formula is {len(text):,} characters long once its paper notation is "
+            f"written out; the limit is {MAX_LENGTH:,}"
+        )
     right = matrix_form(truth, {cotangent: upstream}, style=style) or str(truth)
     expected = right
     shape = _shape_text(variable.shape)
@@ -159,12 +196,15 @@ def check(
 
 
 def _largest_error(formula: Expr, truth: Expr, variables: Mapping[str, Var]) -> float:
-    rng = np.random.default_rng(0)
-    arrays = {
-        name: rng.normal(size=v.shape) for name, v in variables.items() if v.shape is not None
-    }
+    """The largest difference of ``formula`` and ``truth`` on standard-normal inputs."""
     used = {v.name for v in toposort([formula, truth]) if isinstance(v, Var)}
-    a, b = evaluate([formula, truth], {k: v for k, v in arrays.items() if k in used})
+    tested = {
+        name: (v, v.shape) for name, v in variables.items() if name in used and v.shape is not None
+    }
+    guard_random_inputs((formula, truth), tested)
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.normal(size=shape) for name, (_, shape) in tested.items()}
+    a, b = evaluate([formula, truth], arrays)
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
