@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -442,12 +442,17 @@ class Size(Expr):
         return (self.arg,)
 
 
-def toposort(roots: Iterable[Expr], *, references: bool = True) -> list[Expr]:
+def toposort(
+    roots: Iterable[Expr], *, references: bool = True, stop: Container[Expr] = ()
+) -> list[Expr]:
     """Every node reachable from ``roots``, each once, children before parents.
 
     Iterative, so deep graphs (hundreds of layers) do not hit Python's recursion limit.
-    With ``references=False`` shape-only references are not followed.
+    With ``references=False`` shape-only references are not followed. The nodes of
+    ``stop`` (other than a root) are listed but not looked below.
     """
+    roots = list(roots)  # read twice when ``stop`` is given
+    rooted = {id(root) for root in roots} if stop else set()
     order: list[Expr] = []
     seen: set[int] = set()
     for root in roots:
@@ -462,6 +467,9 @@ def toposort(roots: Iterable[Expr], *, references: bool = True) -> list[Expr]:
             if id(node) in seen:
                 continue
             seen.add(id(node))
+            if stop and node in stop and id(node) not in rooted:
+                order.append(node)
+                continue
             stack.append((node, True))
             deps = node.children + (node.references if references else ())
             for dep in reversed(deps):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from einsgrad.core import kinds
-from einsgrad.core.ir import Const, Expr, Var
+from einsgrad.core.ir import Const, Expr, Var, toposort
 
 __all__ = [
     "ATOM",
@@ -138,25 +138,7 @@ def axis_text(axes: tuple[int, ...] | None) -> str:
 def visible_order(root: Expr, given: Mapping[Expr, Any]) -> list[Expr]:
     """The nodes below ``root`` children first, not looking below the nodes of ``given``
     (other than ``root``): they are written as their given names, whatever they hold."""
-    order: list[Expr] = []
-    seen: set[int] = set()
-    stack: list[tuple[Expr, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node is not root and node in given:
-            order.append(node)
-            continue
-        stack.append((node, True))
-        for dep in reversed(node.children + node.references):
-            if id(dep) not in seen:
-                stack.append((dep, False))
-    return order
+    return toposort([root], stop=given)
 
 
 def to_text(
