@@ -619,3 +619,25 @@ def test_fuzzed_arbitrary_text(source: str) -> None:
         warnings.simplefilter("ignore", SyntaxWarning)
         with contextlib.suppress(eg.EinsgradError):
             eg.parse_expr(source)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda x: x * 10**400,
+        lambda x: x ** (10**400),
+        lambda x: -(10**400) + x,
+        lambda x: eg.maximum(x, 10**309),
+    ],
+    ids=["times", "power", "plus", "maximum"],
+)
+def test_an_integer_beyond_a_float_is_refused_when_built(build: Any) -> None:
+    with pytest.raises(OverflowError):  # numpy refuses it too
+        build(np.ones(2))
+    with pytest.raises(eg.NumberError, match=r"about (400|309) digits is too large for a float"):
+        build(eg.var("X"))
+
+
+def test_an_integer_a_float_holds_is_a_constant() -> None:
+    value = (eg.var("X") * 10**300)(X=np.ones(2))
+    np.testing.assert_array_equal(value, np.ones(2) * 1e300)

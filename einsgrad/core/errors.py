@@ -14,6 +14,7 @@ __all__ = [
     "MemoryLimitError",
     "MissingRuleError",
     "NoFormError",
+    "NumberError",
     "OptionError",
     "ParseError",
     "ShapeError",
@@ -45,6 +46,11 @@ class OptionError(EinsgradError):
 
 class ParseError(EinsgradError):
     """An expression string that is not in einsgrad's expression language."""
+
+
+class NumberError(EinsgradError, OverflowError):
+    """A number einsgrad cannot hold as a float (an int beyond ±1.8e308); also an
+    OverflowError, which is what Python and numpy raise for it."""
 
 
 class MemoryLimitError(EinsgradError):

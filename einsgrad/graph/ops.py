@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from einsgrad.core.errors import OptionError, ShapeError, SpecError
+from einsgrad.core.errors import NumberError, OptionError, ShapeError, SpecError
 from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size, Var
 from einsgrad.core.labels import LETTERS
 from einsgrad.core.limits import LARGEST_SIZE, MAX_RANK
@@ -154,6 +154,11 @@ def as_expr(value: Any) -> Expr:
         )
     if isinstance(value, np.ndarray) and value.dtype.kind not in "fcbiu":
         raise TypeError(_not_numbers(value.dtype))
+    if isinstance(value, int) and not _fits_a_float(value):
+        raise NumberError(
+            f"an integer constant of {_digits(value)} digits is too large for a float "
+            "(at most ±1.8e308)"
+        )
     try:
         constant = Const(value)
     except (TypeError, ValueError) as error:
@@ -161,6 +166,19 @@ def as_expr(value: Any) -> Expr:
     if not constant.is_scalar and constant.value.dtype.kind not in "fcb":
         raise TypeError(_not_numbers(constant.value.dtype))
     return constant
+
+
+def _fits_a_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _digits(value: int) -> str:
+    """About how many decimal digits ``value`` has (writing it out is quadratic in them)."""
+    return f"about {value.bit_length() * 0.30103:.0f}"
 
 
 def _not_numbers(dtype: np.dtype[Any]) -> str:
