@@ -6,6 +6,7 @@ that applies them bottom-up is :func:`einsgrad.passes.simplify.simplify`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,10 +16,30 @@ from einsgrad.core.spec import parse_spec, resolve
 from einsgrad.graph import ops
 from einsgrad.graph.keys import structural_key
 
-__all__ = ["COMMUTATIVE", "fuse_einsum", "keep", "simplify_map"]
+__all__ = [
+    "COMMUTATIVE",
+    "MAX_FACTORS",
+    "MAX_FUSED_LABELS",
+    "MAX_FUSED_OPERANDS",
+    "fuse_einsum",
+    "keep",
+    "simplify_map",
+]
 
 #: Elementwise primitives whose arguments simplify sorts into a canonical order.
 COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "equal"}
+
+#: The most factors a product is flattened into. Simplify works bottom-up, so without a
+#: bound every link of a chain (the tangent of an n-layer elementwise chain is a product
+#: of n factors) would flatten and rebuild all the factors below it: n²/2 nodes. A longer
+#: product is *sealed*: its consumers keep it whole, as one factor.
+MAX_FACTORS = 8
+
+#: The most operands, and distinct labels, of an einsum that consumers still inline. For
+#: the same reason as :data:`MAX_FACTORS`: fusing a chain of n contractions link by link
+#: would re-inline every earlier link. (A fused einsum has at most 52 labels anyway.)
+MAX_FUSED_OPERANDS = 8
+MAX_FUSED_LABELS = 26
 
 
 def keep(node: Expr, shared: set[Expr]) -> Expr:
@@ -27,8 +48,12 @@ def keep(node: Expr, shared: set[Expr]) -> Expr:
 
 
 def simplify_map(node: Map, shared: set[Expr]) -> Expr:
-    """The ``simplify`` entry of elementwise nodes: fold, cancel and sort arguments."""
-    return _rebuild_map(node, list(node.args))
+    """The ``simplify`` entry of elementwise nodes: fold, cancel and sort arguments.
+
+    Einsums in ``shared`` are used elsewhere too: folding a factor into an einsum does not
+    inline them (their contraction would be computed twice).
+    """
+    return _rebuild_map(node, list(node.args), shared)
 
 
 # --- einsum fusion -------------------------------------------------------------------------
@@ -59,6 +84,14 @@ def _cheap_to_repeat(node: Einsum) -> bool:
         return True
     output = set(node.spec.output)
     return all(label in output for term in node.spec.inputs for label in term)
+
+
+def _too_big_to_inline(node: Einsum) -> bool:
+    """True for an einsum with more operands or labels than consumers inline."""
+    if len(node.operands) > MAX_FUSED_OPERANDS:
+        return True
+    labels = {label for term in node.spec.inputs for label in term}
+    return len(labels | set(node.spec.output)) > MAX_FUSED_LABELS
 
 
 def _scalar(node: Expr) -> float | None:
@@ -129,6 +162,7 @@ def fuse_einsum(node: Einsum, shared: set[Expr]) -> Expr:
             isinstance(operand, Einsum)
             and all(_static(op) for op in operand.operands)
             and (operand not in shared or _cheap_to_repeat(operand))
+            and not _too_big_to_inline(operand)
         ):
             inner_shapes = [_shape(op) for op in operand.operands]
             inner = resolve(operand.spec, inner_shapes, _like_shape(operand))
@@ -179,25 +213,83 @@ def _hadamard_fold(
     return kept_terms, kept
 
 
+def _is_product(node: Expr) -> bool:
+    return isinstance(node, Map) and node.op.name == "multiply"
+
+
+# How many factors each product flattens into (a sealed product counts as one factor of
+# its consumers). Memoized: a product's count is its arguments' counts added.
+_FACTOR_COUNTS: weakref.WeakKeyDictionary[Expr, int] = weakref.WeakKeyDictionary()
+
+
+def _factor_count(product: Expr) -> int:
+    """The number of factors ``product`` flattens into (more than MAX_FACTORS: sealed)."""
+    stack: list[Expr] = [product]
+    while stack:  # an explicit stack: product chains are as deep as the network
+        top = stack[-1]
+        if top in _FACTOR_COUNTS:
+            stack.pop()
+            continue
+        args = top.children
+        unknown = [arg for arg in args if _is_product(arg) and arg not in _FACTOR_COUNTS]
+        if unknown:
+            stack.extend(unknown)
+            continue
+        stack.pop()
+        _FACTOR_COUNTS[top] = sum(_own_count(arg) for arg in args)
+    return _FACTOR_COUNTS[product]
+
+
+def _own_count(factor: Expr) -> int:
+    """How many factors ``factor`` contributes to a product it is an argument of."""
+    if not _is_product(factor):
+        return 1
+    count = _FACTOR_COUNTS[factor]
+    return 1 if count > MAX_FACTORS else count
+
+
+def _sealed(node: Expr) -> bool:
+    return _is_product(node) and _factor_count(node) > MAX_FACTORS
+
+
 def _factors(node: Expr) -> list[Expr]:
-    """The factors of a product chain ``a * b * c`` (a non-product is its own factor)."""
-    if isinstance(node, Map) and node.op.name == "multiply":
-        return [*_factors(node.args[0]), *_factors(node.args[1])]
-    return [node]
+    """The factors of a product chain ``a * b * c`` (a non-product or a sealed product is
+    its own factor)."""
+    if not _is_product(node) or _sealed(node):
+        return [node]
+    found: list[Expr] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if _is_product(item) and not _sealed(item):
+            stack.extend(reversed(item.children))
+        else:
+            found.append(item)
+    return found
 
 
 def _product(factors: Sequence[Expr]) -> Expr:
-    """The canonical product: number factors multiplied into one, first; the rest sorted."""
+    """The canonical product: number factors multiplied into one, first; the rest sorted.
+
+    Sealed products (see :data:`MAX_FACTORS`) come before the other factors, so that
+    simplifying the result again rebuilds each link of the chain as it is: a link with a
+    sealed product below it flattens to that product and the factors after it.
+    """
     flat = [f for factor in factors for f in _factors(factor)]
     number = 1.0
+    sealed: list[Expr] = []
     others: list[Expr] = []
     for factor in flat:
         value = _scalar(factor)
-        if value is None:
-            others.append(factor)
-        else:
+        if value is not None:
             number *= value
+        elif _sealed(factor):
+            sealed.append(factor)
+        else:
+            others.append(factor)
+    sealed.sort(key=structural_key)
     others.sort(key=structural_key)
+    others = sealed + others
     if number == 0.0 or not others:
         chain: list[Expr] = [Const(number), *others]
     else:
@@ -272,7 +364,7 @@ def _filled(node: Expr) -> float | None:
     return ops.filled_value(node)
 
 
-def _scaled(node: Expr, factor: float) -> Expr:
+def _scaled(node: Expr, factor: float, shared: set[Expr]) -> Expr:
     """``factor · node``, folded into an einsum when ``node`` is one."""
     if factor == 1.0:
         return node
@@ -280,6 +372,7 @@ def _scaled(node: Expr, factor: float) -> Expr:
         isinstance(node, Einsum)
         and node.shape is not None
         and all(_static(o) for o in node.operands)
+        and not _too_big_to_inline(node)
     ):
         spec = node.spec
         text = ",".join([*("".join(t) for t in spec.inputs), ""]) + "->" + "".join(spec.output)
@@ -289,7 +382,7 @@ def _scaled(node: Expr, factor: float) -> Expr:
             node.like,
         )
         if isinstance(scaled, Einsum):
-            return fuse_einsum(scaled, set())
+            return fuse_einsum(scaled, shared)
     return _product([Const(factor), node])
 
 
@@ -316,7 +409,7 @@ def _canonical_text(pairs: Sequence[tuple[str, Expr]], output: str) -> str:
     return ",".join(term.translate(rename) for term, _ in pairs) + "->" + output.translate(rename)
 
 
-def _merge_sum(a: Expr, b: Expr) -> Expr | None:
+def _merge_sum(a: Expr, b: Expr, shared: set[Expr]) -> Expr | None:
     """``c·einsum(…, u, …) + d·einsum(…, v, …)`` as ``einsum(…, c·u + d·v, …)``.
 
     Exact when the two einsums agree in everything but one operand (up to operand order
@@ -344,14 +437,14 @@ def _merge_sum(a: Expr, b: Expr) -> Expr | None:
             u, v = rest_a[k][1], rest_b[m][1]
             if u.shape is None or u.shape != v.shape:
                 continue
-            combined = _add(_scaled(u, factor_a), _scaled(v, factor_b))
+            combined = _add(_scaled(u, factor_a, shared), _scaled(v, factor_b, shared), shared)
             operands = [op for _, op in rest_a]
             operands[k] = combined
             text = ",".join(term for term, _ in rest_a) + "->" + out_a
             result = ops._einsum_node(
                 parse_spec(text, generalized=a.spec.generalized), operands, a.like
             )
-            return fuse_einsum(result, set()) if isinstance(result, Einsum) else result
+            return fuse_einsum(result, shared) if isinstance(result, Einsum) else result
     return None
 
 
@@ -375,47 +468,47 @@ def _broadcasts_into(x: Expr, y: Expr) -> bool:
     return ops._covers(y, x)
 
 
-def _add(a: Expr, b: Expr) -> Expr:
+def _add(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
     for x, y in ((a, b), (b, a)):
         if _filled(x) == 0.0 and _broadcasts_into(x, y):
             return y
-    merged = _merge_sum(a, b)
+    merged = _merge_sum(a, b, shared)
     if merged is not None:
         return merged
     first, second = sorted((a, b), key=structural_key)
     return ops.add(first, second)
 
 
-def _multiply(a: Expr, b: Expr) -> Expr:
+def _multiply(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
     for x, y in ((a, b), (b, a)):
         value = _filled(x)
         if value is not None and _broadcasts_into(x, y):
-            return _scaled(y, value)
+            return _scaled(y, value, shared)
     return _product([a, b])
 
 
-def _negative(x: Expr) -> Expr:
+def _negative(x: Expr, shared: set[Expr]) -> Expr:
     if isinstance(x, Map) and x.op.name == "negative":
         return x.args[0]
     if isinstance(x, Einsum) and x.shape is not None:
-        return _scaled(x, -1.0)
+        return _scaled(x, -1.0, shared)
     return ops.negative(x)
 
 
-def _rebuild_map(node: Map, args: list[Expr]) -> Expr:
+def _rebuild_map(node: Map, args: list[Expr], shared: set[Expr]) -> Expr:
     name = node.op.name
     if name == "add":
-        return _add(*args)
+        return _add(args[0], args[1], shared)
     if name == "subtract":
-        return _add(args[0], _negative(args[1]))
+        return _add(args[0], _negative(args[1], shared), shared)
     if name == "multiply":
-        return _multiply(*args)
+        return _multiply(args[0], args[1], shared)
     if name == "negative":
-        return _negative(args[0])
+        return _negative(args[0], shared)
     if name == "divide":
         value = _scalar(args[1])
         if value is not None and value != 0:
-            return _multiply(args[0], Const(1.0 / value))
+            return _multiply(args[0], Const(1.0 / value), shared)
     if name in COMMUTATIVE:
         args = sorted(args, key=structural_key)
     return ops._map(name, *args)
