@@ -7,6 +7,7 @@ that applies them bottom-up is :func:`einsgrad.passes.simplify.simplify`.
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -409,23 +410,34 @@ def _canonical_text(pairs: Sequence[tuple[str, Expr]], output: str) -> str:
     return ",".join(term.translate(rename) for term, _ in pairs) + "->" + output.translate(rename)
 
 
-def _merge_sum(a: Expr, b: Expr, shared: set[Expr]) -> Expr | None:
-    """``c·einsum(…, u, …) + d·einsum(…, v, …)`` as ``einsum(…, c·u + d·v, …)``.
+def _merge_site(a: Expr, b: Expr) -> tuple[int, list[tuple[str, Expr]], Expr] | None:
+    """Where ``c·einsum(…, u, …)`` and ``d·einsum(…, v, …)`` differ, if in one operand only.
 
-    Exact when the two einsums agree in everything but one operand (up to operand order
-    and label names); ``u`` and ``v`` must then have the same shape.
+    Returns the position ``k`` of ``u`` among ``a``'s operands other than plain numbers
+    (``_factored``), those (term, operand) pairs, and ``v``. Exact when the two einsums
+    agree in everything but that operand (up to operand order and label names); ``u`` and
+    ``v`` must then have the same shape.
     """
     if not (isinstance(a, Einsum) and isinstance(b, Einsum)) or a.like != b.like:
         return None
     if a.shape is None or a.shape != b.shape or "..." in a.spec.text + b.spec.text:
         return None
-    factor_a, rest_a = _factored(a)
-    factor_b, rest_b = _factored(b)
+    _, rest_a = _factored(a)
+    _, rest_b = _factored(b)
     if len(rest_a) != len(rest_b) or not rest_a:
         return None
+    # Only an operand ``a`` has more often than ``b`` can be ``u`` (any, if none is).
+    only_a = Counter(op for _, op in rest_a) - Counter(op for _, op in rest_b)
+    if sum(only_a.values()) > 1:
+        return None
+    only_b = Counter(op for _, op in rest_b) - Counter(op for _, op in rest_a)
     out_a, out_b = "".join(a.spec.output), "".join(b.spec.output)
     for k in range(len(rest_a)):
+        if only_a and rest_a[k][1] not in only_a:
+            continue
         for m in range(len(rest_b)):
+            if only_b and rest_b[m][1] not in only_b:
+                continue
             others_a = [op for i, (_, op) in enumerate(rest_a) if i != k]
             order = _match(others_a, rest_b, skip=m)
             if order is None:
@@ -437,14 +449,7 @@ def _merge_sum(a: Expr, b: Expr, shared: set[Expr]) -> Expr | None:
             u, v = rest_a[k][1], rest_b[m][1]
             if u.shape is None or u.shape != v.shape:
                 continue
-            combined = _add(_scaled(u, factor_a, shared), _scaled(v, factor_b, shared), shared)
-            operands = [op for _, op in rest_a]
-            operands[k] = combined
-            text = ",".join(term for term, _ in rest_a) + "->" + out_a
-            result = ops._einsum_node(
-                parse_spec(text, generalized=a.spec.generalized), operands, a.like
-            )
-            return fuse_einsum(result, shared) if isinstance(result, Einsum) else result
+            return k, rest_a, v
     return None
 
 
@@ -469,14 +474,44 @@ def _broadcasts_into(x: Expr, y: Expr) -> bool:
 
 
 def _add(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
+    """``a + b`` simplified: a zero dropped, common einsum factors collected, else sorted.
+
+    ``c·einsum(…, u, …) + d·einsum(…, v, …)`` becomes ``einsum(…, c·u + d·v, …)``, and
+    ``c·u + d·v`` is collected in turn. That nesting is a loop, not recursion: the einsums
+    of a chain of shared contractions nest as deep as the chain.
+    """
+    enclosing: list[tuple[Einsum, int, list[tuple[str, Expr]]]] = []
+    while True:
+        zero = _without_zero(a, b)
+        if zero is not None:
+            result = zero
+            break
+        site = _merge_site(a, b)
+        if site is None:
+            first, second = sorted((a, b), key=structural_key)
+            result = ops.add(first, second)
+            break
+        k, rest_a, v = site
+        assert isinstance(a, Einsum) and isinstance(b, Einsum)  # _merge_site checks it
+        enclosing.append((a, k, rest_a))
+        a, b = _scaled(rest_a[k][1], _factored(a)[0], shared), _scaled(v, _factored(b)[0], shared)
+    for outer, k, rest in reversed(enclosing):
+        operands = [op for _, op in rest]
+        operands[k] = result
+        text = ",".join(term for term, _ in rest) + "->" + "".join(outer.spec.output)
+        spec = parse_spec(text, generalized=outer.spec.generalized)
+        result = ops._einsum_node(spec, operands, outer.like)
+        if isinstance(result, Einsum):
+            result = fuse_einsum(result, shared)
+    return result
+
+
+def _without_zero(a: Expr, b: Expr) -> Expr | None:
+    """The other term of ``a + b`` when one is a broadcast zero that widens nothing."""
     for x, y in ((a, b), (b, a)):
         if _filled(x) == 0.0 and _broadcasts_into(x, y):
             return y
-    merged = _merge_sum(a, b, shared)
-    if merged is not None:
-        return merged
-    first, second = sorted((a, b), key=structural_key)
-    return ops.add(first, second)
+    return None
 
 
 def _multiply(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
