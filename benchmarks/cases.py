@@ -20,7 +20,7 @@ Arrays = Mapping[str, np.ndarray]
 Thunk = Callable[[], Any]
 
 # The modules whose import registers case families.
-CASE_MODULES = ("benchmarks.gradients", "benchmarks.hessians")
+CASE_MODULES = ("benchmarks.gradients", "benchmarks.hessians", "benchmarks.scaling")
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,18 @@ class Impl:
 
 @dataclass(frozen=True)
 class Goal:
-    """A performance goal, of one of three kinds:
+    """A performance goal, of one of four kinds:
 
     * ``"faster"``: ``competitor``'s median is at least ``ratio`` × einsgrad's; the measured
       value is competitor / einsgrad (``Goal("jax", 30.0, "≥ 30× faster than jax")``);
     * ``"at-most"``: einsgrad's median is at most ``ratio`` × ``competitor``'s; the measured
       value is einsgrad / competitor (``at_most("numpy", 1.10, ...)``);
     * ``"derivation"``: einsgrad's derivation + compilation takes at most ``ratio`` seconds
-      (``derivation_within(0.05, ...)``; ``competitor`` is unused).
+      (``derivation_within(0.05, ...)``; ``competitor`` is unused);
+    * ``"growth"``: einsgrad's median grows at most as ``scale ** ratio`` from the family's
+      smallest size measured in the run to this one; the measured value is the exponent
+      ``log(t / t₀) / log(scale / scale₀)`` (``growth_within(1.2, ...)``; ``competitor`` is
+      unused, and at the smallest size there is nothing to measure).
     """
 
     competitor: str
@@ -61,6 +65,11 @@ def derivation_within(seconds: float, text: str) -> Goal:
     return Goal("derivation", seconds, text, kind="derivation")
 
 
+def growth_within(exponent: float, text: str) -> Goal:
+    """einsgrad's median grows at most as ``scale ** exponent`` across the family's sizes."""
+    return Goal("growth", exponent, text, kind="growth")
+
+
 @dataclass(frozen=True)
 class Case:
     """A problem at one size: inputs, einsgrad's derivation, competitors and goals."""
@@ -72,6 +81,7 @@ class Case:
     inputs: Callable[[np.random.Generator], dict[str, np.ndarray]]
     # Builds einsgrad's expression, or a list/tuple of them (gradients); the harness
     # compiles it with eg.compile and times f(**arrays). An einsgrad Compiled passes as is.
+    # With timed="derivation", derive() itself is the timed call (see below).
     derive: Callable[[], Any]
     competitors: tuple[Impl, ...]
     goals: tuple[Goal, ...] = ()
@@ -80,6 +90,14 @@ class Case:
     scale: tuple[str, float] | None = None
     rtol: float = 1e-7
     atol: float = 1e-10
+    # What einsgrad's timed call is: "call", f(**arrays) of the compiled derivation; or
+    # "derivation", derive() itself (for cases about how long deriving takes).
+    timed: str = "call"
+    # einsgrad's column label for a timed derivation (what derive() runs).
+    label: str | None = None
+    # The size in units the report divides einsgrad's time by: ("node", 3204) reports the
+    # time per node of the differentiated expression.
+    units: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,20 +139,47 @@ class CaseResult:
             return None
         return self.derive_seconds + self.compile_seconds
 
-    def measure(self, goal: Goal) -> float | None:
-        """The value a goal is judged on (see Goal); None if it was not measured."""
+    def measure(self, goal: Goal, family: Sequence[CaseResult] = ()) -> float | None:
+        """The value a goal is judged on (see Goal); None if it was not measured.
+
+        ``family`` holds the run's results of this case's family (for a growth goal).
+        """
         if goal.kind == "derivation":
             return self.setup_seconds
+        if goal.kind == "growth":
+            return self.growth(family)
         ratio = self.ratio(goal.competitor)
         if goal.kind == "at-most":
             return None if not ratio else 1.0 / ratio
         return ratio
 
-    def goals(self) -> list[tuple[Goal, float | None, bool | None]]:
-        """Each goal, the measured value and whether it is met (None: not measured)."""
+    def growth(self, family: Sequence[CaseResult]) -> float | None:
+        """The exponent k of einsgrad's median ∝ scale^k, from the family's smallest size
+        measured to this one; None at the smallest size or without two measurements."""
+        measured = [
+            (r.case.scale[1], median)
+            for r in family
+            if r.case.scale is not None and (median := r.median(EINSGRAD)) is not None
+        ]
+        ours = self.median(EINSGRAD)
+        if not measured or ours is None or self.case.scale is None:
+            return None
+        base_scale, base_time = min(measured)
+        scale = self.case.scale[1]
+        if scale <= base_scale or base_time <= 0:
+            return None
+        return math.log(ours / base_time) / math.log(scale / base_scale)
+
+    def goals(
+        self, family: Sequence[CaseResult] = ()
+    ) -> list[tuple[Goal, float | None, bool | None]]:
+        """Each goal, the measured value and whether it is met (None: not measured).
+
+        ``family`` holds the run's results of this case's family (for a growth goal).
+        """
         rows = []
         for goal in self.case.goals:
-            value = self.measure(goal)
+            value = self.measure(goal, family)
             if value is None:
                 met = None
             elif goal.kind == "faster":
@@ -331,8 +358,12 @@ def _einsgrad(case: Case, arrays: Arrays, result: CaseResult) -> Thunk | None:
     """Derive and compile einsgrad's expression (each timed, once); return the call to time.
 
     Compiling is ``eg.compile`` plus building the program for the inputs' shapes and dtypes
-    (``f.plan``), which a first call would otherwise do.
+    (``f.plan``), which a first call would otherwise do. For a case that times the
+    derivation itself, ``derive`` is the call.
     """
+    if case.timed == "derivation":
+        result.impls[EINSGRAD] = ImplResult(EINSGRAD, case.label or "derive()")
+        return case.derive
     label = "f(**arrays), f = eg.compile(...)"
     try:
         start = time.perf_counter()

@@ -83,11 +83,46 @@ def plot_family(results: Sequence[CaseResult], path: Path, title: str) -> Path:
         xs = sorted({r.case.scale[1] for r in results if r.case.scale})
         axis.set_xticks(xs, [f"{x:g}" for x in xs])
     times.set_ylabel("seconds per call (median; band: IQR)")
-    times.set_title("time per gradient call")
+    times.set_title("time per call")
     times.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=1)
-    ratios.axhline(1.0, color="black", linewidth=1)
     times_format = FuncFormatter(lambda y, _: _seconds(y))
     times.yaxis.set_major_formatter(times_format)
+    if results[0].case.units is not None and len(names) == 1:
+        _per_unit_panel(ratios, results, times_format)
+    else:
+        _ratio_panel(ratios)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _per_unit_panel(axis: Any, results: Sequence[CaseResult], formatter: Any) -> None:
+    """A family with no competitor but a size in units: einsgrad's median per unit (per
+    node); flat is linear growth."""
+    points = [
+        (r.case.scale[1], median / r.case.units[1])
+        for r in results
+        if r.case.scale and r.case.units and (median := r.median(EINSGRAD)) is not None
+    ]
+    unit = results[0].case.units[0] if results[0].case.units else "unit"
+    color, marker = STYLES[EINSGRAD]
+    axis.plot(*zip(*points, strict=True), marker=marker, color=color, label=f"per {unit}")
+    axis.yaxis.set_major_formatter(formatter)
+    axis.yaxis.set_minor_formatter(formatter)
+    axis.set_ylim(min(y for _, y in points) / 3, max(y for _, y in points) * 3)
+    axis.set_ylabel(f"median seconds per {unit} of the expression")
+    axis.set_title(f"time per {unit} (flat: linear in the size)")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=4)
+
+
+def _ratio_panel(ratios: Any) -> None:
+    """Each competitor's median over einsgrad's, with the line of equal speed."""
+    from matplotlib.ticker import FuncFormatter
+
+    ratios.axhline(1.0, color="black", linewidth=1)
     low, high = ratios.get_ylim()
     steps = (1, 1.5, 2, 3, 5, 7) if high / low < 30 else (1, 2, 5)
     nice = [m * 10.0**e for e in range(-3, 5) for m in steps if low <= m * 10.0**e <= high]
@@ -96,12 +131,6 @@ def plot_family(results: Sequence[CaseResult], path: Path, title: str) -> Path:
     ratios.set_ylabel("competitor median / einsgrad median")
     ratios.set_title("ratio to einsgrad (above 1: einsgrad is faster)")
     ratios.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=4)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
 
 
 def _seconds(value: float) -> str:

@@ -119,10 +119,18 @@ def _detail(result: CaseResult, name: str, impl: ImplResult) -> list[str]:
     ]
 
 
+def family_of(result: CaseResult, results: Sequence[CaseResult]) -> list[CaseResult]:
+    """The results of ``result``'s family (the same case at every size run)."""
+    return [other for other in results if other.case.name == result.case.name]
+
+
 def fmt_goal(goal: Goal, value: float | None) -> str:
-    """The measured value of a goal, saying what it is: a ratio of medians, or a time."""
+    """The measured value of a goal, saying what it is: a ratio of medians, a time, or an
+    exponent of growth."""
     if goal.kind == "derivation":
         return fmt_time(value)
+    if goal.kind == "growth":
+        return "—" if value is None else f"exponent {value:.2f}"
     if goal.kind == "at-most":
         return f"einsgrad/{goal.competitor} = {fmt_ratio(value)}"
     return f"{goal.competitor}/einsgrad = {fmt_ratio(value)}"
@@ -132,7 +140,7 @@ def goals_table(results: Sequence[CaseResult]) -> str | None:
     """The performance goals of the cases run, with the measured value; None if there are none."""
     lines = [_row(["case", "size", "goal", "measured", "met"]), _row(["---"] * 3 + ["---:"] * 2)]
     for result in results:
-        for goal, value, met in result.goals():
+        for goal, value, met in result.goals(family_of(result, results)):
             verdict = "—" if met is None else ("yes" if met else "**no**")
             lines.append(
                 _row(
@@ -156,6 +164,9 @@ def markdown(results: Sequence[CaseResult], settings: Settings, machine_line: st
     ]
     for group, members in groups(results).items():
         parts += ["", f"### {group}", "", summary_table(members)]
+        per_unit = units_table(members)
+        if per_unit:
+            parts += ["", per_unit]
     goals = goals_table(results)
     if goals:
         parts += ["", "### Goals", "", goals]
@@ -167,6 +178,34 @@ def markdown(results: Sequence[CaseResult], settings: Settings, machine_line: st
         parts += ["", "### Notes", "", *notes]
     parts += ["", f"Machine: {machine_line}"]
     return "\n".join(parts)
+
+
+def units_table(results: Sequence[CaseResult]) -> str | None:
+    """einsgrad's median per unit of size (per node of the expression) and its growth, for
+    the cases that count their size in units; None if there are none."""
+    lines = [
+        _row(["case", "size", "units", "einsgrad", "per unit", "growth exponent"]),
+        _row(["---"] * 2 + ["---:"] * 4),
+    ]
+    for result in results:
+        if result.case.units is None:
+            continue
+        unit, count = result.case.units
+        median = result.median(EINSGRAD)
+        growth = result.growth(family_of(result, results))
+        lines.append(
+            _row(
+                [
+                    result.case.name,
+                    result.case.size,
+                    f"{count:,} {unit}s",
+                    fmt_time(median),
+                    "—" if median is None else f"{fmt_time(median / count)} per {unit}",
+                    "—" if growth is None else f"{growth:.2f}",
+                ]
+            )
+        )
+    return "\n".join(lines) if len(lines) > 2 else None
 
 
 def noisy_threshold() -> float:
@@ -219,12 +258,22 @@ def as_json(
         "command": " ".join(["python -m benchmarks", *argv]),
         "settings": vars(settings),
         "machine": machine,
-        "cases": [_case_json(result) for result in results],
+        "cases": [_case_json(result, family_of(result, results)) for result in results],
     }
 
 
-def _case_json(result: CaseResult) -> dict[str, Any]:
+def _case_json(result: CaseResult, family: Sequence[CaseResult]) -> dict[str, Any]:
     case = result.case
+    units = None
+    if case.units is not None:
+        median = result.median(EINSGRAD)
+        unit, count = case.units
+        units = {
+            "unit": unit,
+            "count": count,
+            "per_unit_s": None if median is None else median / count,
+            "growth_exponent": result.growth(family),
+        }
     return {
         "case": case.name,
         "size": case.size,
@@ -237,6 +286,8 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "attempts": result.attempts,
         "elapsed_s": result.elapsed,
         "error": result.error,
+        "timed": case.timed,
+        "units": units,
         "implementations": {
             name: {
                 "label": impl.label,
@@ -255,7 +306,7 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
                 "measured": value,
                 "met": met,
             }
-            for goal, value, met in result.goals()
+            for goal, value, met in result.goals(family)
         ],
     }
 

@@ -16,6 +16,7 @@ Every rewrite is also checked numerically against plain numpy.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -462,3 +463,79 @@ def test_adding_a_zero_keeps_broadcasting() -> None:
     widened = eg.simplify(u + zero)  # the zero is what makes the result 3 × 3
     assert widened.shape == (3, 3)
     assert_same_value(widened, u + zero)
+
+
+# --- long chains: bounded flattening, no recursion -------------------------------------------
+
+
+def test_collecting_terms_of_deep_shared_chains_needs_no_recursion() -> None:
+    """``W…W a + W…W b`` collects to ``W(W(…(a + b)))`` level by level, as a loop.
+
+    Each ``Wᵏa`` is also used by a ``tanh``, so it stays a node of its own and the two
+    chains meet only at the top: collecting their terms goes all the way down. That walk
+    used to be a recursion, one level per layer (RecursionError at about 500 layers).
+    """
+    layers = 1500
+    W, a, b = eg.var("W", (3, 3)), eg.var("a", (3,)), eg.var("b", (3,))
+    y, z = a, b
+    side: eg.Expr = eg.sum(a)
+    for _ in range(layers):
+        y, z = W @ y, W @ z
+        side = side + eg.sum(eg.tanh(y) + eg.tanh(z))
+    expr = (y + z) * side
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Python's default
+    try:
+        simplified = eg.simplify(expr)
+    finally:
+        sys.setrecursionlimit(limit)
+    rng = np.random.default_rng(3)
+    w = np.linalg.qr(rng.normal(size=(3, 3)))[0]  # orthogonal: Wᵏa neither grows nor vanishes
+    av, bv = rng.normal(size=3), rng.normal(size=3)
+    ya, zb, total = av, bv, np.sum(av)
+    for _ in range(layers):
+        ya, zb = w @ ya, w @ zb
+        total += np.sum(np.tanh(ya) + np.tanh(zb))
+    np.testing.assert_allclose(simplified(W=w, a=av, b=bv), (ya + zb) * total, rtol=1e-9)
+
+
+def test_long_products_simplify_to_a_fixed_point_with_their_value() -> None:
+    """A product of 40 factors (the tangent of a 40-layer elementwise chain is one) is
+    flattened in bounded pieces; simplifying the result again changes nothing."""
+    factors = [eg.tanh(eg.var(f"f{k}", (3,))) for k in range(40)]
+    chain: eg.Expr = factors[0]
+    for factor in factors[1:]:
+        chain = 1.5 * (factor * chain)
+    reordered: eg.Expr = factors[-1]
+    for factor in reversed(factors[:-1]):
+        reordered = (reordered * 1.5) * factor
+    for expr in (chain, reordered):
+        once = eg.simplify(expr)
+        assert eg.simplify(once) is once
+        assert_same_value(once, expr)
+    # A product short enough to flatten whole is canonical: written in any order, one node.
+    short = factors[:6]
+    forward, backward = short[0], short[-1]
+    for factor in short[1:]:
+        forward = forward * factor
+    for factor in reversed(short[:-1]):
+        backward = factor * backward
+    assert eg.simplify(forward) is eg.simplify(backward)
+
+
+def test_long_contraction_chains_simplify_to_a_fixed_point_with_their_value() -> None:
+    """60 matrix products fuse into einsums of bounded size (one einsum of 60 operands
+    would need more labels than einsum has), which simplifying again leaves as they are."""
+    mats = [eg.var(f"m{k}", (2, 2)) for k in range(60)]
+    product: eg.Expr = mats[0]
+    for m in mats[1:]:
+        product = product @ m
+    once = eg.simplify(product)
+    assert eg.simplify(once) is once
+    largest = max(len(n.operands) for n in toposort([once]) if isinstance(n, eg.Einsum))
+    assert 2 < largest <= 16, largest
+    values = values_for(product)
+    expected = values["m0"]
+    for k in range(1, 60):
+        expected = expected @ values[f"m{k}"]
+    np.testing.assert_allclose(once(**bind(once, values)), expected, rtol=1e-10)

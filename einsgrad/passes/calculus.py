@@ -23,14 +23,14 @@ than the memory limit, naming the cheaper call (vjp, jvp or hvp) instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from einsgrad.core import kinds
-from einsgrad.core.errors import GradError, OptionError, ShapeError
+from einsgrad.core.errors import GradError, MemoryLimitError, OptionError, ShapeError
 from einsgrad.core.ir import Const, Expr, Shape, Var, toposort
 from einsgrad.core.labels import letters
 from einsgrad.core.limits import format_bytes as _format_bytes
@@ -60,6 +60,18 @@ __all__ = [
 Mode = Literal["auto", "forward", "reverse"]
 
 # --- the memory guard lives in einsgrad.limits; re-exported here -------------------------
+
+
+def _guard(
+    what: Callable[[], str], shape: Shape, dtype: Any, limit: int | None, advice: str
+) -> None:
+    """The memory guard, with the result described only when it is refused: describing a
+    derived expression renders it, which costs more than deriving it."""
+    try:
+        guard("the result", shape, dtype, limit, advice)
+    except MemoryLimitError:
+        guard(what(), shape, dtype, limit, advice)
+        raise
 
 
 def _dtype_of(*variables: Expr) -> np.dtype[Any]:
@@ -240,8 +252,8 @@ def jacobian(
     if mode not in ("auto", "forward", "reverse"):
         raise OptionError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
     limit = _limit_for(memory_limit)
-    guard(
-        f"the Jacobian of {short_name(y)} with respect to {variable.name}",
+    _guard(
+        lambda: f"the Jacobian of {short_name(y)} with respect to {variable.name}",
         y.shape + variable.shape,
         _dtype_of(*variables_by_name(toposort([y])).values(), variable),
         limit,
@@ -297,8 +309,8 @@ def hessian(
     if variable.shape is None:
         raise ShapeError(f"hessian needs static shapes: give {variable.name} a shape")
     limit = _limit_for(memory_limit)
-    guard(
-        f"the Hessian of {short_name(loss)} with respect to {variable.name}",
+    _guard(
+        lambda: f"the Hessian of {short_name(loss)} with respect to {variable.name}",
         variable.shape + variable.shape,
         _dtype_of(*variables_by_name(toposort([loss])).values()),
         limit,

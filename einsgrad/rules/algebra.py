@@ -6,6 +6,8 @@ that applies them bottom-up is :func:`einsgrad.passes.simplify.simplify`.
 
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,10 +17,30 @@ from einsgrad.core.spec import parse_spec, resolve
 from einsgrad.graph import ops
 from einsgrad.graph.keys import structural_key
 
-__all__ = ["COMMUTATIVE", "fuse_einsum", "keep", "simplify_map"]
+__all__ = [
+    "COMMUTATIVE",
+    "MAX_FACTORS",
+    "MAX_FUSED_LABELS",
+    "MAX_FUSED_OPERANDS",
+    "fuse_einsum",
+    "keep",
+    "simplify_map",
+]
 
 #: Elementwise primitives whose arguments simplify sorts into a canonical order.
 COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "equal"}
+
+#: The most factors a product is flattened into. Simplify works bottom-up, so without a
+#: bound every link of a chain (the tangent of an n-layer elementwise chain is a product
+#: of n factors) would flatten and rebuild all the factors below it: n²/2 nodes. A longer
+#: product is *sealed*: its consumers keep it whole, as one factor.
+MAX_FACTORS = 8
+
+#: The most operands, and distinct labels, of an einsum that consumers still inline. For
+#: the same reason as :data:`MAX_FACTORS`: fusing a chain of n contractions link by link
+#: would re-inline every earlier link. (A fused einsum has at most 52 labels anyway.)
+MAX_FUSED_OPERANDS = 8
+MAX_FUSED_LABELS = 26
 
 
 def keep(node: Expr, shared: set[Expr]) -> Expr:
@@ -27,8 +49,12 @@ def keep(node: Expr, shared: set[Expr]) -> Expr:
 
 
 def simplify_map(node: Map, shared: set[Expr]) -> Expr:
-    """The ``simplify`` entry of elementwise nodes: fold, cancel and sort arguments."""
-    return _rebuild_map(node, list(node.args))
+    """The ``simplify`` entry of elementwise nodes: fold, cancel and sort arguments.
+
+    Einsums in ``shared`` are used elsewhere too: folding a factor into an einsum does not
+    inline them (their contraction would be computed twice).
+    """
+    return _rebuild_map(node, list(node.args), shared)
 
 
 # --- einsum fusion -------------------------------------------------------------------------
@@ -59,6 +85,14 @@ def _cheap_to_repeat(node: Einsum) -> bool:
         return True
     output = set(node.spec.output)
     return all(label in output for term in node.spec.inputs for label in term)
+
+
+def _too_big_to_inline(node: Einsum) -> bool:
+    """True for an einsum with more operands or labels than consumers inline."""
+    if len(node.operands) > MAX_FUSED_OPERANDS:
+        return True
+    labels = {label for term in node.spec.inputs for label in term}
+    return len(labels | set(node.spec.output)) > MAX_FUSED_LABELS
 
 
 def _scalar(node: Expr) -> float | None:
@@ -129,6 +163,7 @@ def fuse_einsum(node: Einsum, shared: set[Expr]) -> Expr:
             isinstance(operand, Einsum)
             and all(_static(op) for op in operand.operands)
             and (operand not in shared or _cheap_to_repeat(operand))
+            and not _too_big_to_inline(operand)
         ):
             inner_shapes = [_shape(op) for op in operand.operands]
             inner = resolve(operand.spec, inner_shapes, _like_shape(operand))
@@ -179,25 +214,83 @@ def _hadamard_fold(
     return kept_terms, kept
 
 
+def _is_product(node: Expr) -> bool:
+    return isinstance(node, Map) and node.op.name == "multiply"
+
+
+# How many factors each product flattens into (a sealed product counts as one factor of
+# its consumers). Memoized: a product's count is its arguments' counts added.
+_FACTOR_COUNTS: weakref.WeakKeyDictionary[Expr, int] = weakref.WeakKeyDictionary()
+
+
+def _factor_count(product: Expr) -> int:
+    """The number of factors ``product`` flattens into (more than MAX_FACTORS: sealed)."""
+    stack: list[Expr] = [product]
+    while stack:  # an explicit stack: product chains are as deep as the network
+        top = stack[-1]
+        if top in _FACTOR_COUNTS:
+            stack.pop()
+            continue
+        args = top.children
+        unknown = [arg for arg in args if _is_product(arg) and arg not in _FACTOR_COUNTS]
+        if unknown:
+            stack.extend(unknown)
+            continue
+        stack.pop()
+        _FACTOR_COUNTS[top] = sum(_own_count(arg) for arg in args)
+    return _FACTOR_COUNTS[product]
+
+
+def _own_count(factor: Expr) -> int:
+    """How many factors ``factor`` contributes to a product it is an argument of."""
+    if not _is_product(factor):
+        return 1
+    count = _FACTOR_COUNTS[factor]
+    return 1 if count > MAX_FACTORS else count
+
+
+def _sealed(node: Expr) -> bool:
+    return _is_product(node) and _factor_count(node) > MAX_FACTORS
+
+
 def _factors(node: Expr) -> list[Expr]:
-    """The factors of a product chain ``a * b * c`` (a non-product is its own factor)."""
-    if isinstance(node, Map) and node.op.name == "multiply":
-        return [*_factors(node.args[0]), *_factors(node.args[1])]
-    return [node]
+    """The factors of a product chain ``a * b * c`` (a non-product or a sealed product is
+    its own factor)."""
+    if not _is_product(node) or _sealed(node):
+        return [node]
+    found: list[Expr] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if _is_product(item) and not _sealed(item):
+            stack.extend(reversed(item.children))
+        else:
+            found.append(item)
+    return found
 
 
 def _product(factors: Sequence[Expr]) -> Expr:
-    """The canonical product: number factors multiplied into one, first; the rest sorted."""
+    """The canonical product: number factors multiplied into one, first; the rest sorted.
+
+    Sealed products (see :data:`MAX_FACTORS`) come before the other factors, so that
+    simplifying the result again rebuilds each link of the chain as it is: a link with a
+    sealed product below it flattens to that product and the factors after it.
+    """
     flat = [f for factor in factors for f in _factors(factor)]
     number = 1.0
+    sealed: list[Expr] = []
     others: list[Expr] = []
     for factor in flat:
         value = _scalar(factor)
-        if value is None:
-            others.append(factor)
-        else:
+        if value is not None:
             number *= value
+        elif _sealed(factor):
+            sealed.append(factor)
+        else:
+            others.append(factor)
+    sealed.sort(key=structural_key)
     others.sort(key=structural_key)
+    others = sealed + others
     if number == 0.0 or not others:
         chain: list[Expr] = [Const(number), *others]
     else:
@@ -272,7 +365,7 @@ def _filled(node: Expr) -> float | None:
     return ops.filled_value(node)
 
 
-def _scaled(node: Expr, factor: float) -> Expr:
+def _scaled(node: Expr, factor: float, shared: set[Expr]) -> Expr:
     """``factor · node``, folded into an einsum when ``node`` is one."""
     if factor == 1.0:
         return node
@@ -280,6 +373,7 @@ def _scaled(node: Expr, factor: float) -> Expr:
         isinstance(node, Einsum)
         and node.shape is not None
         and all(_static(o) for o in node.operands)
+        and not _too_big_to_inline(node)
     ):
         spec = node.spec
         text = ",".join([*("".join(t) for t in spec.inputs), ""]) + "->" + "".join(spec.output)
@@ -289,7 +383,7 @@ def _scaled(node: Expr, factor: float) -> Expr:
             node.like,
         )
         if isinstance(scaled, Einsum):
-            return fuse_einsum(scaled, set())
+            return fuse_einsum(scaled, shared)
     return _product([Const(factor), node])
 
 
@@ -316,23 +410,34 @@ def _canonical_text(pairs: Sequence[tuple[str, Expr]], output: str) -> str:
     return ",".join(term.translate(rename) for term, _ in pairs) + "->" + output.translate(rename)
 
 
-def _merge_sum(a: Expr, b: Expr) -> Expr | None:
-    """``c·einsum(…, u, …) + d·einsum(…, v, …)`` as ``einsum(…, c·u + d·v, …)``.
+def _merge_site(a: Expr, b: Expr) -> tuple[int, list[tuple[str, Expr]], Expr] | None:
+    """Where ``c·einsum(…, u, …)`` and ``d·einsum(…, v, …)`` differ, if in one operand only.
 
-    Exact when the two einsums agree in everything but one operand (up to operand order
-    and label names); ``u`` and ``v`` must then have the same shape.
+    Returns the position ``k`` of ``u`` among ``a``'s operands other than plain numbers
+    (``_factored``), those (term, operand) pairs, and ``v``. Exact when the two einsums
+    agree in everything but that operand (up to operand order and label names); ``u`` and
+    ``v`` must then have the same shape.
     """
     if not (isinstance(a, Einsum) and isinstance(b, Einsum)) or a.like != b.like:
         return None
     if a.shape is None or a.shape != b.shape or "..." in a.spec.text + b.spec.text:
         return None
-    factor_a, rest_a = _factored(a)
-    factor_b, rest_b = _factored(b)
+    _, rest_a = _factored(a)
+    _, rest_b = _factored(b)
     if len(rest_a) != len(rest_b) or not rest_a:
         return None
+    # Only an operand ``a`` has more often than ``b`` can be ``u`` (any, if none is).
+    only_a = Counter(op for _, op in rest_a) - Counter(op for _, op in rest_b)
+    if sum(only_a.values()) > 1:
+        return None
+    only_b = Counter(op for _, op in rest_b) - Counter(op for _, op in rest_a)
     out_a, out_b = "".join(a.spec.output), "".join(b.spec.output)
     for k in range(len(rest_a)):
+        if only_a and rest_a[k][1] not in only_a:
+            continue
         for m in range(len(rest_b)):
+            if only_b and rest_b[m][1] not in only_b:
+                continue
             others_a = [op for i, (_, op) in enumerate(rest_a) if i != k]
             order = _match(others_a, rest_b, skip=m)
             if order is None:
@@ -344,14 +449,7 @@ def _merge_sum(a: Expr, b: Expr) -> Expr | None:
             u, v = rest_a[k][1], rest_b[m][1]
             if u.shape is None or u.shape != v.shape:
                 continue
-            combined = _add(_scaled(u, factor_a), _scaled(v, factor_b))
-            operands = [op for _, op in rest_a]
-            operands[k] = combined
-            text = ",".join(term for term, _ in rest_a) + "->" + out_a
-            result = ops._einsum_node(
-                parse_spec(text, generalized=a.spec.generalized), operands, a.like
-            )
-            return fuse_einsum(result, set()) if isinstance(result, Einsum) else result
+            return k, rest_a, v
     return None
 
 
@@ -375,47 +473,77 @@ def _broadcasts_into(x: Expr, y: Expr) -> bool:
     return ops._covers(y, x)
 
 
-def _add(a: Expr, b: Expr) -> Expr:
+def _add(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
+    """``a + b`` simplified: a zero dropped, common einsum factors collected, else sorted.
+
+    ``c·einsum(…, u, …) + d·einsum(…, v, …)`` becomes ``einsum(…, c·u + d·v, …)``, and
+    ``c·u + d·v`` is collected in turn. That nesting is a loop, not recursion: the einsums
+    of a chain of shared contractions nest as deep as the chain.
+    """
+    enclosing: list[tuple[Einsum, int, list[tuple[str, Expr]]]] = []
+    while True:
+        zero = _without_zero(a, b)
+        if zero is not None:
+            result = zero
+            break
+        site = _merge_site(a, b)
+        if site is None:
+            first, second = sorted((a, b), key=structural_key)
+            result = ops.add(first, second)
+            break
+        k, rest_a, v = site
+        assert isinstance(a, Einsum) and isinstance(b, Einsum)  # _merge_site checks it
+        enclosing.append((a, k, rest_a))
+        a, b = _scaled(rest_a[k][1], _factored(a)[0], shared), _scaled(v, _factored(b)[0], shared)
+    for outer, k, rest in reversed(enclosing):
+        operands = [op for _, op in rest]
+        operands[k] = result
+        text = ",".join(term for term, _ in rest) + "->" + "".join(outer.spec.output)
+        spec = parse_spec(text, generalized=outer.spec.generalized)
+        result = ops._einsum_node(spec, operands, outer.like)
+        if isinstance(result, Einsum):
+            result = fuse_einsum(result, shared)
+    return result
+
+
+def _without_zero(a: Expr, b: Expr) -> Expr | None:
+    """The other term of ``a + b`` when one is a broadcast zero that widens nothing."""
     for x, y in ((a, b), (b, a)):
         if _filled(x) == 0.0 and _broadcasts_into(x, y):
             return y
-    merged = _merge_sum(a, b)
-    if merged is not None:
-        return merged
-    first, second = sorted((a, b), key=structural_key)
-    return ops.add(first, second)
+    return None
 
 
-def _multiply(a: Expr, b: Expr) -> Expr:
+def _multiply(a: Expr, b: Expr, shared: set[Expr]) -> Expr:
     for x, y in ((a, b), (b, a)):
         value = _filled(x)
         if value is not None and _broadcasts_into(x, y):
-            return _scaled(y, value)
+            return _scaled(y, value, shared)
     return _product([a, b])
 
 
-def _negative(x: Expr) -> Expr:
+def _negative(x: Expr, shared: set[Expr]) -> Expr:
     if isinstance(x, Map) and x.op.name == "negative":
         return x.args[0]
     if isinstance(x, Einsum) and x.shape is not None:
-        return _scaled(x, -1.0)
+        return _scaled(x, -1.0, shared)
     return ops.negative(x)
 
 
-def _rebuild_map(node: Map, args: list[Expr]) -> Expr:
+def _rebuild_map(node: Map, args: list[Expr], shared: set[Expr]) -> Expr:
     name = node.op.name
     if name == "add":
-        return _add(*args)
+        return _add(args[0], args[1], shared)
     if name == "subtract":
-        return _add(args[0], _negative(args[1]))
+        return _add(args[0], _negative(args[1], shared), shared)
     if name == "multiply":
-        return _multiply(*args)
+        return _multiply(args[0], args[1], shared)
     if name == "negative":
-        return _negative(args[0])
+        return _negative(args[0], shared)
     if name == "divide":
         value = _scalar(args[1])
         if value is not None and value != 0:
-            return _multiply(args[0], Const(1.0 / value))
+            return _multiply(args[0], Const(1.0 / value), shared)
     if name in COMMUTATIVE:
         args = sorted(args, key=structural_key)
     return ops._map(name, *args)

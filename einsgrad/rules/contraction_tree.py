@@ -74,8 +74,8 @@ def contraction_tree(node: Einsum) -> Tree | None:
     names: dict[int, str] = {}
     terms = [tuple(resolved.inputs[k]) for k in positions]
     text = ",".join(_letters(t, names) for t in terms) + "->" + _letters(resolved.core, names)
-    shapes = [node.operands[k].shape for k in positions]
-    path, _ = opt_einsum.contract_path(text, *shapes, shapes=True, optimize="auto")
+    shapes = tuple(node.operands[k].shape for k in positions)
+    path = _path(text, shapes)
     live: list[tuple[tuple[int, ...], Tree]] = [
         (term, Tree(node.operands[k], position=k)) for term, k in zip(terms, positions, strict=True)
     ]
@@ -105,6 +105,18 @@ def contraction_tree(node: Einsum) -> Tree | None:
     shape = node.shape if generalized else None
     expr = ops._einsum_node(parse_spec(spec, generalized=generalized), [root.node, *scalars], shape)
     return Tree(expr, left=root)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path(text: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    """opt_einsum's contraction path for ``text`` over ``shapes``.
+
+    Cached by spec and shapes: the layers of a deep network repeat a few contractions
+    thousands of times, and planning one costs more than everything else einsgrad does
+    for it.
+    """
+    path, _ = opt_einsum.contract_path(text, *shapes, shapes=True, optimize="auto")
+    return tuple(tuple(step) for step in path)
 
 
 def split_einsums(outputs: Sequence[Expr]) -> tuple[Expr, ...]:
