@@ -25,7 +25,7 @@ from fuzz.strategies import EXPR_NOISE, FORWARDS, LONG_LENGTHS, CheckCase, check
 
 def _arrays(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+    return {name: np.asarray(rng.standard_normal(shape)) for name, shape in shapes.items()}
 
 
 def true_gradient(case: CheckCase, arrays: dict[str, np.ndarray]) -> np.ndarray:
