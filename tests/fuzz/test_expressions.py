@@ -162,9 +162,15 @@ def test_expression_gradients_match_jax_and_finite_differences(
             def loss_value(**values: np.ndarray) -> float:
                 return float(np.sum(cotangent * reference(case.node, values)))
 
+            # Where JAX's gradient is not finite (x ** 1.5 at x < 0), differences of a
+            # function that is finite nearby (an empty product) say nothing.
             numeric = finite_difference(loss_value, arrays, name)
             np.testing.assert_allclose(
-                mine, numeric, rtol=1e-4, atol=1e-6, err_msg=f"d/d{name} vs finite differences"
+                mine[finite],
+                numeric[finite],
+                rtol=1e-4,
+                atol=1e-6,
+                err_msg=f"d/d{name} vs finite differences",
             )
 
 
