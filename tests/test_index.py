@@ -686,3 +686,28 @@ def test_numbers_beyond_a_float_are_located_errors(
         eg.parse(source, shapes=SHAPES)
     assert needle in str(info.value)
     assert_caret_under(str(info.value), source, underlined)
+
+
+# --- numbers that are not finite stay elementwise (issue 10) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "x", "expected"),
+    [
+        # Σ_i x_i / 0 is Σ (nan, inf) = nan; pulled out of the sum it was (Σ_i x_i)·inf = inf
+        ("Y = X[i] / 0.0", [0.0, 1.0], lambda x: np.sum(x / 0.0)),
+        # an empty sum of x_i / 0 is 0; pulled out it was 0·inf = nan
+        ("Y = X[i] / 0.0", [], lambda x: np.sum(x / 0.0)),
+        # 1/1e-310 is inf although x·1e-310/1e-310·2 is finite
+        ("Y = X[i] * 1e-310 / 1e-310 * 2", [1.0, 2.0], lambda x: np.sum(x * 1e-310 / 1e-310 * 2)),
+        ("Y[j] = 2 / X[i,j] / 0.0", [[1.0, -2.0], [3.0, 4.0]], lambda x: np.sum(2 / x / 0.0, 0)),
+    ],
+)
+def test_a_number_that_makes_inf_is_not_pulled_out_of_the_sum(
+    source: str, x: list[Any], expected: Any
+) -> None:
+    array = np.array(x, dtype=float)
+    with np.errstate(all="ignore"):
+        want = expected(array)
+        got = eg.parse(source)(X=array)
+    np.testing.assert_array_equal(got, want, err_msg=source)

@@ -539,3 +539,11 @@ def test_long_contraction_chains_simplify_to_a_fixed_point_with_their_value() ->
     for k in range(1, 60):
         expected = expected @ values[f"m{k}"]
     np.testing.assert_allclose(once(**bind(once, values)), expected, rtol=1e-10)
+
+
+def test_dividing_by_a_tiny_number_is_not_multiplying_by_inf() -> None:
+    # x / 1e-310 is finite for x = 0, but 1 / 1e-310 is inf and 0 · inf is nan.
+    x = eg.var("x", (2,))
+    expr = eg.sum(x / 1e-310)
+    zeros = np.zeros(2)
+    np.testing.assert_array_equal(eg.simplify(expr)(x=zeros), np.sum(zeros / 1e-310))

@@ -27,8 +27,11 @@ language cannot scope (a sum over a function's result) are written with an expli
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from einsgrad.core.errors import EinsgradError, ParseError, caret_message
 from einsgrad.core.ir import Const, Expr, Var
@@ -235,13 +238,12 @@ class _Builder:
         for m in reversed(mentions[1:]):
             after.append(after[-1] | m)
         after.reverse()
-        operands: list[Expr] = []
-        terms: list[tuple[str, ...]] = []
+        built: list[tuple[Expr, tuple[str, ...], bool]] = []
         for position, (factor, inverted) in enumerate(factors):
             outside = needed | before[position] | after[position]
             value = yield self.factor(factor, outside)
-            operands.append(ops.divide(1.0, value.expr) if inverted else value.expr)
-            terms.append(value.labels)
+            built.append((value.expr, value.labels, inverted))
+        operands, terms = _operands(built)
         numbers = [op.value for op in operands if isinstance(op, Const) and op.is_scalar]
         if len(numbers) == len(operands):
             # Numbers only: their einsum would make the inf or nan at evaluation.
@@ -332,6 +334,41 @@ class _Builder:
             return _Indexed(variable, distinct)
         spec = "".join(letters) + "->" + "".join(self.letters[label] for label in distinct)
         return _Indexed(ops.einsum(spec, variable), distinct)
+
+
+def _operands(
+    built: Sequence[tuple[Expr, tuple[str, ...], bool]],
+) -> tuple[list[Expr], list[tuple[str, ...]]]:
+    """The einsum operands and terms of a product's factors (each with whether it divides).
+
+    A number factor is an einsum operand, unless it, its reciprocal or the product of the
+    numbers is inf or nan (``X[i] / 0.0``): then the numbers apply elementwise to the first
+    tensor, in order. An einsum may pull a number out of its sum (Σ_i x_i·c = c·Σ_i x_i,
+    as numpy's einsum does), which is false for c = inf: Σ_i x_i/0 is nan for x = (0, 1),
+    not inf.
+    """
+    numbers = [(value, inverted) for value, _, inverted in built if isinstance(value, Const)]
+    tensors = [k for k, (value, _, _) in enumerate(built) if not isinstance(value, Const)]
+    product = 1.0
+    finite = True
+    with np.errstate(all="ignore"):  # inf and nan are the answer here, not a warning
+        for number, inverted in numbers:
+            factor = float(np.divide(1.0, number.value)) if inverted else float(number.value)
+            product = float(np.divide(product, number.value)) if inverted else product * factor
+            finite = finite and math.isfinite(factor) and math.isfinite(product)
+    elementwise = bool(numbers and tensors) and not finite
+    operands: list[Expr] = []
+    terms: list[tuple[str, ...]] = []
+    for k, (value, labels, inverted) in enumerate(built):
+        if elementwise and isinstance(value, Const):
+            continue
+        expr = ops.divide(1.0, value) if inverted else value
+        if elementwise and k == tensors[0]:
+            for number, number_inverted in numbers:
+                expr = ops.divide(expr, number) if number_inverted else ops.multiply(expr, number)
+        operands.append(expr)
+        terms.append(labels)
+    return operands, terms
 
 
 def parse(

@@ -6,6 +6,7 @@ that applies them bottom-up is :func:`einsgrad.passes.simplify.simplify`.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -542,7 +543,9 @@ def _rebuild_map(node: Map, args: list[Expr], shared: set[Expr]) -> Expr:
         return _negative(args[0], shared)
     if name == "divide":
         value = _scalar(args[1])
-        if value is not None and value != 0:
+        # x / c = x · (1/c) only while 1/c is finite: for c = 1e-310, 1/c is inf and
+        # 0 · inf is nan where 0 / c is 0.
+        if value is not None and value != 0 and math.isfinite(1.0 / value):
             return _multiply(args[0], Const(1.0 / value), shared)
     if name in COMMUTATIVE:
         args = sorted(args, key=structural_key)
