@@ -711,3 +711,37 @@ def test_a_number_that_makes_inf_is_not_pulled_out_of_the_sum(
         want = expected(array)
         got = eg.parse(source)(X=array)
     np.testing.assert_array_equal(got, want, err_msg=source)
+
+
+# --- what to_index writes, parse reads (issue 10) ------------------------------------------
+
+
+@pytest.mark.parametrize("exponent", [-1.0, -2, -0.5])
+def test_a_negative_power_written_by_to_index_reads_back(exponent: float) -> None:
+    x = eg.var("X", (3,))
+    written = eg.to_index(x**exponent)
+    assert "** -" in written, written
+    values = np.array([0.5, 2.0, 4.0])
+    assert_close(eg.parse(written, shapes={"X": (3,)})(X=values), values**exponent, written)
+
+
+def test_a_signed_exponent_is_read_as_a_number() -> None:
+    values = np.array([0.5, 2.0, 4.0])
+    assert_close(eg.parse("Y[i] = X[i] ** -1.5")(X=values), values**-1.5, "** -1.5")
+    assert_close(eg.parse("Y[i] = X[i] ** (- -2)")(X=values), values**2, "** (- -2)")
+
+
+def test_a_non_number_exponent_is_still_refused_with_a_caret() -> None:
+    source = "Y[i] = X[i] ** -v[i]"
+    with pytest.raises(eg.ParseError, match="an exponent must be a number") as error:
+        eg.parse(source)
+    assert_caret_under(str(error.value), source, "-v[i]")
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_to_index_refuses_a_number_parse_cannot_read(number: float) -> None:
+    # log(-1) folds to nan; parse would read the text "nan" as a variable named nan.
+    x = eg.var("X", (2,))
+    for expr in (x * number, eg.sum(x) + number):
+        with pytest.raises(eg.EinsgradError, match=f"no spelling for the number {number!r}"):
+            eg.to_index(expr)

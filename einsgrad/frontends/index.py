@@ -304,14 +304,24 @@ class _Builder:
         return _Indexed(expr, value.labels)
 
     def power(self, node: ast.BinOp, needed: Labels) -> Frame:
-        if not (isinstance(node.right, ast.Constant) and isinstance(node.right.value, int | float)):
-            raise self.fail(node.right, "an exponent must be a number")
-        exponent = self.number(node.right)
+        exponent = self.exponent(node.right)
         # A power keeps its base's own labels; a function inside the base still sums
         # the labels only its argument has.
         own = self.mentioned(node.left, into_calls=False)
         base = yield self.build(node.left, needed | own)
         return self.finite(node, _Indexed(ops.power(base.expr, exponent), base.labels))
+
+    def exponent(self, node: ast.expr) -> float:
+        """The number an exponent is: a literal with any signs (``X[i] ** -1.0``, which is
+        how ``to_index`` writes a negative power)."""
+        sign = 1.0
+        literal: ast.expr = node
+        while isinstance(literal, ast.UnaryOp) and isinstance(literal.op, ast.USub | ast.UAdd):
+            sign = -sign if isinstance(literal.op, ast.USub) else sign
+            literal = literal.operand
+        if not (isinstance(literal, ast.Constant) and isinstance(literal.value, int | float)):
+            raise self.fail(node, "an exponent must be a number")
+        return sign * self.number(literal)
 
     def call(self, node: ast.Call, needed: Labels) -> Frame:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:

@@ -6,12 +6,13 @@ becomes a product of indexed tensors with its summed labels written out.
 
 from __future__ import annotations
 
+import cmath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from einsgrad.core import kinds
 from einsgrad.core.errors import EinsgradError, NoFormError
-from einsgrad.core.ir import Einsum, Expr, Map, Var, toposort
+from einsgrad.core.ir import Const, Einsum, Expr, Map, Var, toposort
 from einsgrad.core.labels import DISPLAY_LETTERS, display_label, index_label
 from einsgrad.frontends.index import FUNCTIONS
 from einsgrad.graph.printing import Template, literal_length, short_name
@@ -97,6 +98,7 @@ class _Writer:
             self.position = 0
             rank = 0 if node.shape is None else len(node.shape)
             try:
+                _refuse_a_number_parse_cannot_read(node)
                 _, precedence = self._rule(node, [f"p{k}" for k in range(rank)])
             except EinsgradError as error:
                 self.probes[node] = _Probe(error=error)
@@ -129,6 +131,16 @@ class _Writer:
     def _rule(self, node: Expr, labels: Sequence[str]) -> tuple[str, int]:
         written: tuple[str, int] = kinds.rule(node, "index")(node, labels, self)
         return written
+
+
+def _refuse_a_number_parse_cannot_read(node: Expr) -> None:
+    """Raise NoFormError for an inf or nan constant: ``parse`` reads numbers as finite
+    floats and ``nan`` as a variable's name, so no spelling of it reads back."""
+    if isinstance(node, Const) and node.is_scalar and not cmath.isfinite(node.value):
+        raise NoFormError(
+            f"index notation has no spelling for the number {node.value!r} (numbers in "
+            "it are finite; parse would read it as a variable)"
+        )
 
 
 def _equation(expr: Expr, name: str, latex: bool) -> str:
