@@ -745,3 +745,17 @@ def test_to_index_refuses_a_number_parse_cannot_read(number: float) -> None:
     for expr in (x * number, eg.sum(x) + number):
         with pytest.raises(eg.EinsgradError, match=f"no spelling for the number {number!r}"):
             eg.to_index(expr)
+
+
+def test_to_index_writes_the_gradient_of_a_50_layer_chain() -> None:
+    # It raised StopIteration on an older main; a text (or a NoFormError) is the answer.
+    x = eg.var("x", (4,))
+    w = eg.var("W", (4, 4))
+    y = x
+    for _ in range(50):
+        y = eg.tanh(w @ y)
+    written = eg.to_index(eg.grad(eg.sum(y), x))
+    assert written.startswith("Y[i] = "), written[:80]
+    # every layer contributes its W, with fresh labels past z (i1, i2, ...)
+    assert written.count("W[") >= 50
+    assert re.search(r"W\[i\d+,", written), written[:200]
