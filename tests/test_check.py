@@ -516,3 +516,41 @@ def test_paper_masks_are_still_read() -> None:
     assert (v.ok, v.kind) == (True, "correct"), v.message
     v = eg.check("(dY ⊙ [X·W > 0])·Wᵀ", eg.relu(X @ W), X)
     assert (v.ok, v.kind) == (True, "correct"), v.message
+
+
+# --- regressions found by the fuzz layer ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("formula", "expr", "wrt", "shapes"),
+    [
+        # W is 2×1 and dY is 2×1: W @ dY has inner sizes 1 and 2.
+        ("(W @ dY)", "tanh(X @ W)", "X", {"X": (2, 2), "W": (2, 1)}),
+        # Y is 1×2, so sum(dY, axis=1) has shape (1,), not the (2,) of b.
+        ("sum(dY, axis=1)", "X @ W + b", "b", {"X": (1, 1), "W": (1, 2), "b": (2,)}),
+    ],
+)
+def test_a_non_square_upstream_gradient_is_not_taken_for_a_weight(
+    formula: str, expr: str, wrt: str, shapes: dict[str, tuple[int, ...]]
+) -> None:
+    # The layout note once flipped dY like a weight and then found no upstream gradient.
+    result = eg.check(formula, expr, wrt, shapes=shapes)
+    assert result.kind == "shape"
+    assert not result.ok
+
+
+@pytest.mark.parametrize("formula", ["dL/dYᵀ", "∂L/∂Yᵀ", "dL/dX = ∂L/∂Yᵀ"])
+def test_the_upstream_alias_is_read_before_a_transpose_mark(formula: str) -> None:
+    # Y = Xᵀ, so ∂L/∂X = (∂L/∂Y)ᵀ: L = Σ dY ⊙ Xᵀ has gradient dY.T.
+    result = eg.check(formula, "X.T", "X", shapes={"X": (2, 3)})
+    assert result.ok, result.message
+
+
+def test_the_upstream_alias_before_a_transpose_mark_can_be_wrong() -> None:
+    # Y = X·W (X 3×3, W 3×3): ∂L/∂X = dY·Wᵀ, and dYᵀ·W is not it.
+    shapes = {"X": (3, 3), "W": (3, 3)}
+    result = eg.check("∂L/∂Yᵀ·W", "X @ W", "X", shapes=shapes)
+    assert result.kind == "value"
+    rng = np.random.default_rng(0)
+    dY, W = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    assert not np.allclose(dY.T @ W, dY @ W.T)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -921,3 +922,83 @@ def test_explain_walks_through_a_generalized_einsum_of_the_derivation() -> None:
 
     (want,) = autograd_gradients(reference, {"X": x}, ["X"])
     assert_close(derivation.result(X=x), want, "explain(sum(softmax(X) * X)).result")
+
+
+# --- size and time on deep and wide graphs (found by the fuzz layer) ------------------------
+
+
+def _tanh_chain(layers: int) -> tuple[eg.Expr, eg.Var]:
+    """L = Σ tanh(W·tanh(W·…tanh(W·h))), ``layers`` deep, with W 3×3 and h a 3-vector."""
+    h, W = eg.var("h", (3,)), eg.var("W", (3, 3))
+    out: eg.Expr = h
+    for _ in range(layers):
+        out = eg.tanh(W @ out)
+    return eg.sum(out), W
+
+
+def test_each_step_of_a_deep_chain_writes_its_formula_in_the_derivation_s_names() -> None:
+    """A layer's matrix form names the layer below (∂L/∂W = einsum('i,j->ij', ∂L/∂V, U)):
+    it once wrote the layers below out in full, up to the length limit."""
+    loss, W = _tanh_chain(100)
+    d = eg.explain(loss, W)
+    forms = [line for line in lines(d) if line.startswith("matrix form:")]
+    assert len(forms) == 199  # one per layer for W, one per layer above h for its input
+    assert max(len(line) for line in forms) <= 80, max(forms, key=len)
+    assert "tanh" not in "".join(forms)
+    rng = np.random.default_rng(1)
+    arrays = {"h": rng.standard_normal(3), "W": 0.5 * rng.standard_normal((3, 3))}
+
+    def forward(h: Any, W: Any) -> Any:
+        out = h
+        for _ in range(100):
+            out = anp.tanh(W @ out)
+        return anp.sum(out)
+
+    assert_close(value(d, arrays), finite_difference(forward, arrays, "W"), "FD", rtol=1e-5)
+    assert_close(value(d, arrays), autograd_gradients(forward, arrays, ["W"])[0], "autograd")
+
+
+def test_the_text_of_a_deep_chain_grows_linearly_with_its_depth() -> None:
+    """Per node of the graph a bounded amount of text: 4 times the layers, at most about 4
+    times the text (it was 5.5 times, 2,200 characters a node at 200 layers)."""
+    short, long = (eg.explain(*_tanh_chain(layers)).text for layers in (50, 200))
+    assert len(long) <= 4.5 * len(short)
+    nodes = 2 * 200 + 3  # a product and a tanh per layer, h, W and the sum
+    assert len(long) <= 1000 * nodes
+
+
+def _tanh_sum(terms: int) -> tuple[eg.Expr, eg.Var]:
+    """L = Σ (tanh(x) + tanh(2x) + … + tanh(terms·x)) over a 4-vector x."""
+    x = eg.var("x", (4,))
+    total: eg.Expr = eg.tanh(x)
+    for k in range(2, terms + 1):
+        total = total + eg.tanh(x * k)
+    return eg.sum(total), x
+
+
+def _cpu_seconds(action: Callable[[], Any]) -> float:
+    """The least CPU time of three runs (the others absorb the machine's noise)."""
+    times = []
+    for _ in range(3):
+        start = time.process_time()
+        action()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def test_explaining_a_wide_sum_takes_time_linear_in_its_terms() -> None:
+    """4 times the terms, at most 8 times the time (it was quadratic: each definition
+    counted every name before it)."""
+    small, large = _tanh_sum(200), _tanh_sum(800)
+    ratio = _cpu_seconds(lambda: eg.explain(*large).text) / _cpu_seconds(
+        lambda: eg.explain(*small).text
+    )
+    assert ratio <= 8, ratio
+    d = eg.explain(*small)
+    arrays = random_arrays({"x": (4,)})
+
+    def loss(x: Any) -> Any:
+        return anp.sum(sum(anp.tanh(k * x) for k in range(1, 201)))
+
+    assert_close(value(d, arrays), finite_difference(loss, arrays, "x"), "FD", rtol=1e-6)
+    assert_close(value(d, arrays), autograd_gradients(loss, arrays, ["x"])[0], "autograd")

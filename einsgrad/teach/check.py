@@ -75,8 +75,9 @@ def _normalize(formula: str, output: str, upstream: str) -> tuple[str, Literal["
     text = formula.strip()
     # Only a derivative on the left of '=' is a label (keyword arguments use '=' too).
     text = re.sub(r"^\s*(?:(?:d|∂)L\s*/\s*(?:d|∂)\w+|grad\(\s*\w+\s*\)|J_\w+)\s*=(?!=)", "", text)
+    # ᵀ is a letter to the regex engine (\w), so a \b alone would not end Y before Yᵀ.
     for pattern in (
-        rf"(?:d|∂)L\s*/\s*(?:d|∂){re.escape(output)}\b",
+        rf"(?:d|∂)L\s*/\s*(?:d|∂){re.escape(output)}(?:\b|(?=ᵀ))",
         rf"grad\(\s*{re.escape(output)}\s*\)",
         rf"\bJ_{re.escape(output)}\b",
     ):
@@ -157,7 +158,9 @@ def check(
     try:
         formula = parse_expr(text, variables=known_vars, paper_product=style == "math")
     except ShapeError as error:
-        return _shape_verdict(text, known_vars, variable, expr, str(error), wanted, expected)
+        return _shape_verdict(
+            text, known_vars, variable, expr, cotangent, str(error), wanted, expected
+        )
     unknown = [v.name for v in formula.variables if v.name not in known_vars]
     if unknown:
         raise ParseError(
@@ -172,7 +175,7 @@ def check(
         flipped = formula.shape is not None and formula.shape[::-1] == variable.shape
         if flipped and len(formula.shape or ()) == 2 and equivalent(ops.transpose(formula), truth):
             notes.append("It is the transpose of the right answer.")
-        notes.extend(_diagnose(text, known_vars, variable, expr))
+        notes.extend(_diagnose(text, known_vars, variable, expr, cotangent))
         return Verdict(False, "shape", expected, " ".join(notes) + f" The gradient is {wanted}.")
     verdict = equivalent(formula, truth, trials=trials)
     if verdict.equal:
@@ -189,7 +192,7 @@ def check(
         f"wrong value: your formula has the right shape {_shape_text(variable.shape)} but differs "
         f"from the gradient by up to {largest:.3g} on random inputs. The gradient is {wanted}."
     )
-    notes = _diagnose(text, known_vars, variable, expr)
+    notes = _diagnose(text, known_vars, variable, expr, cotangent)
     if notes:
         message += " " + " ".join(notes)
     return Verdict(False, "value", expected, message, verdict.method, largest)
@@ -213,6 +216,7 @@ def _shape_verdict(
     variables: Mapping[str, Var],
     variable: Var,
     expr: Expr,
+    upstream: Var,
     error: str,
     wanted: str,
     expected: str,
@@ -230,7 +234,7 @@ def _shape_verdict(
                 line += f", so {name}ᵀ is {_shape_text(shape[::-1])}"
             factors.append(line)
     reason = error.split("\n", 1)[0]
-    notes = _diagnose(text, variables, variable, expr)
+    notes = _diagnose(text, variables, variable, expr, upstream)
     message = (
         f"wrong shape: your formula cannot be formed ({reason}). In it, {'; '.join(factors)}. "
         + (" ".join(notes) + " " if notes else "")
@@ -239,7 +243,9 @@ def _shape_verdict(
     return Verdict(False, "shape", expected, message)
 
 
-def _diagnose(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr) -> list[str]:
+def _diagnose(
+    text: str, variables: Mapping[str, Var], variable: Var, expr: Expr, upstream: Var
+) -> list[str]:
     """Recognisable confusions: 1-D arrays as rows or columns, and weight layouts."""
     notes: list[str] = []
     for name, var in variables.items():
@@ -255,11 +261,13 @@ def _diagnose(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr
                 "reshape to 2-D."
             )
             break
-    notes.extend(_layout_note(text, variables, variable, expr))
+    notes.extend(_layout_note(text, variables, variable, expr, upstream))
     return notes
 
 
-def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: Expr) -> list[str]:
+def _layout_note(
+    text: str, variables: Mapping[str, Var], variable: Var, expr: Expr, upstream: Var
+) -> list[str]:
     """Whether the formula is right for a weight stored the other way round (transposed)."""
     for name, var in variables.items():
         if (
@@ -271,6 +279,8 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
             continue
         if not re.search(rf"\b{re.escape(name)}\b", text):
             continue
+        if var is upstream:
+            continue  # the upstream gradient is given, not a weight with a layout
         flipped = ops.var(name, var.shape[::-1])
         swapped = {**variables, name: flipped}
         try:
@@ -281,8 +291,6 @@ def _layout_note(text: str, variables: Mapping[str, Var], variable: Var, expr: E
             continue
         # The true gradient when the stored matrix is the transpose of the one in expr.
         replaced = _substitute(expr, var, ops.transpose(flipped))
-        expr_vars = set(toposort([expr]))
-        upstream = next(v for v in swapped.values() if v not in expr_vars and v is not flipped)
         truth = vjp(replaced, variable, upstream)
         assert isinstance(truth, Expr)
         if equivalent(formula, truth):

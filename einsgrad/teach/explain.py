@@ -21,7 +21,7 @@ a mean what it divides by: ``1/B`` over the batch axis, ``1/(B·M)`` over all en
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -169,6 +169,9 @@ class _Namer:
         self.taken = set(variables)
         self.pool = itertools.chain(_NAMES, (f"T{k}" for k in itertools.count(1)))
         self.definitions: list[tuple[str, Expr]] = []
+        # Written expressions by node, own name and number of names: names only grow, so
+        # an equal count means the same names, and the text a block repeats is reused.
+        self.texts: dict[tuple[Expr, str, int], str] = {}
 
     def __call__(self, node: Expr) -> str:
         if isinstance(node, Var):
@@ -350,13 +353,20 @@ class _NamesExcept(Mapping[Expr, str]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __bool__(self) -> bool:
+        # A walk asks whether there are names at all before each look-up; counting them
+        # (``__len__``) for that would make every definition cost the number of names.
+        # Only the node and its own name are left out, so the first few keys decide.
+        return next(iter(self), None) is not None
+
 
 def _expression_text(node: Expr, namer: _Namer, own: str) -> str:
-    names = _NamesExcept(namer.names, node, own)
-    form = matrix_form(node, names, style="math", limit=_FORMULA_LIMIT)
-    if form is not None:
-        return form
-    return to_text(node, inline=True, limit=120)
+    key = (node, own, len(namer.names))
+    if key not in namer.texts:
+        names = _NamesExcept(namer.names, node, own)
+        form = matrix_form(node, names, style="math", limit=_FORMULA_LIMIT)
+        namer.texts[key] = form if form is not None else to_text(node, inline=True, limit=120)
+    return namer.texts[key]
 
 
 def _definitions(namer: _Namer) -> list[Step]:
@@ -368,7 +378,7 @@ def _definitions(namer: _Namer) -> list[Step]:
 
 
 def _summary(result: Expr, variable: Var, namer: _Namer) -> str:
-    names = dict(namer.names)
+    names = namer.names
     form = matrix_form(result, names, style="math", limit=_FORMULA_LIMIT)
     text = form if form is not None else to_text(result, inline=True, limit=200)
     return f"∂L/∂{variable.name} = {text}"
@@ -429,9 +439,14 @@ def _einsum_steps(data: EinsumSteps, node: Expr, child: Expr, namer: _Namer) -> 
     steps.append(_partial_step(data, out_name, target))
     steps.append(_substitute_step(data))
     cotangent = ops.var("d" + out_name, node.shape)
-    derived = simplify(einsum_vjp(node, cotangent, data.wrt))
-    matrix_names = dict(namer.names)
-    matrix_names[cotangent] = f"∂L/∂{out_name}"
+    stand_ins = _stand_ins(node, namer)
+    (backward,) = rebuild([einsum_vjp(node, cotangent, data.wrt)], replace=stand_ins)
+    derived = simplify(backward)
+    shown = {stand_in: namer(op) for op, stand_in in stand_ins.items()}
+    # An overlay, not a copy: a copy of every name per block is quadratic in the graph.
+    matrix_names: ChainMap[Expr, str] = ChainMap(
+        {cotangent: f"∂L/∂{out_name}", **shown}, namer.names
+    )
     matrix = matrix_form(derived, matrix_names, style="math", limit=_FORMULA_LIMIT)
     steps.append(_result_step(data, target, matrix))
     shape_lines = [f"∂L/∂{target} has the shape of {target}: {_shape_text(child.shape)}"]
@@ -444,6 +459,26 @@ def _einsum_steps(data: EinsumSteps, node: Expr, child: Expr, namer: _Namer) -> 
         shape_lines.append(_matrix_shapes(derived, matrix_names, child.shape))
     steps.append(Step("Shapes", tuple(line for line in shape_lines if line)))
     return steps
+
+
+def _stand_ins(node: Einsum, namer: _Namer) -> dict[Expr, Expr]:
+    """A variable for each computed operand of ``node``, to write its backward einsum with.
+
+    Simplified as they are, the operands would be rebuilt into new nodes the namer has
+    no name for (``W·h`` turned into ``h·Wᵀ``), and written out in full: a formula as
+    long as the layers below it. A stand-in is written as the operand's name.
+    """
+    stand_ins: dict[Expr, Expr] = {}
+    for op in node.operands:
+        if op in stand_ins or isinstance(op, Var) or (isinstance(op, Const) and op.is_scalar):
+            continue
+        name = next(
+            f"operand{k}"
+            for k in itertools.count(len(stand_ins))
+            if f"operand{k}" not in namer.taken
+        )
+        stand_ins[op] = ops.var(name, op.shape)
+    return stand_ins
 
 
 def _chain_step(
@@ -534,8 +569,7 @@ def _rule_steps(data: RuleSteps, node: Expr, child: Expr, namer: _Namer) -> list
     """A rule stated by the rule engine, or its result in terms of the upstream gradient."""
     if data.rule is not None:
         return [Step(data.title, (str(data.rule),))]
-    names = dict(namer.names)
-    names[data.cotangent] = f"∂L/∂{namer(node)}"
+    names: ChainMap[Expr, str] = ChainMap({data.cotangent: f"∂L/∂{namer(node)}"}, namer.names)
     result = simplify(data.result)
     text = matrix_form(result, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         result, inline=True, limit=120, given=names
@@ -577,7 +611,7 @@ def _applied(partial: Expr, upstream: str, namer: _Namer) -> str:
         return upstream
     if value is not None:
         return f"{number_text(value)} · {upstream}"
-    names = dict(namer.names)
+    names = namer.names
     factor = matrix_form(partial, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         partial, inline=True, limit=80, given=names
     )
@@ -606,7 +640,7 @@ def _bracketed(formula: str) -> str:
 def _reduction_steps(data: ReductionSteps, node: Expr, child: Expr, namer: _Namer) -> list[Step]:
     assert isinstance(node, Reduce)
     out_name, target = namer(node), namer(child)
-    names = dict(namer.names)
+    names = namer.names
     partial = data.partial  # not simplified: its parts keep the names of the derivation
     factor = matrix_form(partial, names, style="math", limit=_FORMULA_LIMIT) or to_text(
         partial, inline=True, limit=120, given=names
