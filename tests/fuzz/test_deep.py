@@ -16,7 +16,16 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import einsgrad as eg
-from fuzz.harness import PRINTED_PER_NODE, REPR_LIMIT, attempt, fuzz_settings, graph_size, printed
+from fuzz.harness import (
+    PRINTED_PER_NODE,
+    REPR_LIMIT,
+    SECONDS_PER_NODE,
+    TIME_BOUND,
+    attempt,
+    fuzz_settings,
+    graph_size,
+    printed,
+)
 
 SIZES = st.sampled_from([50, 200, 400, 800])
 LAYERS = ["tanh(W·h)", "h + x", "h ⊙ h", "sigmoid(h)"]
@@ -82,4 +91,5 @@ def test_every_pass_over_a_deep_or_wide_graph_finishes_in_time(
         if name.startswith("repr"):
             assert len(text) <= REPR_LIMIT
     else:
-        attempt(f"{name} of {what}", action)
+        seconds = TIME_BOUND + SECONDS_PER_NODE * graph_size(loss)
+        attempt(f"{name} of {what}", action, seconds=seconds)
