@@ -880,3 +880,39 @@ def test_a_deep_shapeless_chain_needs_no_unbroadcast() -> None:
     kind = type(derived).__name__
     assert kind == "Map"  # no '...->...' around the last product
     assert np.shape(derived(x=np.full((2,), 0.1))) == (2,)
+
+
+# --- numbers as expressions compute in float64 ------------------------------------------------
+
+NUMBER_EXPRESSIONS: list[tuple[str, Callable[[], Any], float]] = [
+    # (what, the expression, numpy's value of the same formula on float64(2))
+    ("logsumexp(2)", lambda: eg.logsumexp(2), float(np.log(np.exp(np.float64(2))))),
+    ("log_softmax(2)", lambda: eg.log_softmax(2, axis=None), 0.0),
+    ("softmax(2)", lambda: eg.softmax(2, axis=None), 1.0),
+    ("mean(2)", lambda: eg.mean(2), 2.0),
+    ("sum(2)", lambda: eg.sum(2), 2.0),
+    ("(-2)", lambda: eg.parse_expr("(-2)"), -2.0),
+    ("as_expr(-2)", lambda: ops.as_expr(-2), -2.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "build", "expected"), NUMBER_EXPRESSIONS, ids=[row[0] for row in NUMBER_EXPRESSIONS]
+)
+def test_a_number_as_an_expression_evaluates_to_float64(
+    what: str, build: Callable[[], Any], expected: float
+) -> None:
+    value = np.asarray(build().eval())
+    assert value.dtype == np.float64, what
+    np.testing.assert_allclose(value, expected, rtol=1e-15)
+
+
+def test_a_reduction_of_a_number_times_a_variable() -> None:
+    X = eg.var("X")
+    x = np.array([1.0, -2.0, 3.0])
+    product = X * eg.logsumexp(2)
+    np.testing.assert_allclose(product(X=x), x * 2.0, rtol=1e-15)
+    grad = eg.grad(eg.sum(product), X)(X=x)
+    np.testing.assert_allclose(grad, np.full(3, 2.0), rtol=1e-15)
+    np.testing.assert_allclose(grad, autograd.grad(lambda x: anp.sum(x * 2.0))(x), rtol=1e-15)
+
