@@ -916,3 +916,46 @@ def test_a_reduction_of_a_number_times_a_variable() -> None:
     np.testing.assert_allclose(grad, np.full(3, 2.0), rtol=1e-15)
     np.testing.assert_allclose(grad, autograd.grad(lambda x: anp.sum(x * 2.0))(x), rtol=1e-15)
 
+
+# --- complex arguments: numpy's formula, or a refusal -----------------------------------------
+
+COMPLEX_POINTS = np.array([0.5 + 0.5j, -1.0 + 2.0j, 3.0 - 0.25j, -0.5 - 4.0j])
+
+# numpy's formula for each primitive that is defined on complex numbers.
+COMPLEX_FORMULAS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "abs": np.abs,
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_FORMULAS))
+def test_complex_arguments_follow_numpys_formula(name: str) -> None:
+    Z = eg.var("Z")
+    value = getattr(eg, name)(Z)(Z=COMPLEX_POINTS)
+    expected = COMPLEX_FORMULAS[name](COMPLEX_POINTS)
+    assert value.dtype == expected.dtype
+    np.testing.assert_allclose(value, expected, rtol=1e-14)
+
+
+def test_complex_sigmoid_derivative_is_the_holomorphic_one() -> None:
+    """d sigmoid/dz = sigmoid(z)(1 − sigmoid(z)), checked by a complex central difference."""
+    Z = eg.var("Z")
+    z, h = COMPLEX_POINTS, 1e-6
+    tangent = eg.jvp(eg.sigmoid(Z), {Z: np.ones_like(z)})(Z=z)
+    formula = COMPLEX_FORMULAS["sigmoid"]
+    np.testing.assert_allclose(tangent, (formula(z + h) - formula(z - h)) / (2 * h), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [eg.relu, lambda z: eg.maximum(z, 0.0), lambda z: eg.minimum(z, 0.0)],
+    ids=["relu", "maximum", "minimum"],
+)
+def test_ordering_primitives_refuse_complex_arguments(build: Callable[[Any], Any]) -> None:
+    Z = eg.var("Z")
+    with pytest.raises(eg.ShapeError, match=r"complex numbers have no order: Z complex128"):
+        build(Z)(Z=COMPLEX_POINTS)

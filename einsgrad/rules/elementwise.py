@@ -23,14 +23,14 @@ from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import ElementwiseSteps, rule_statement
-from einsgrad.core.errors import NoFormError
+from einsgrad.core.errors import NoFormError, ShapeError
 from einsgrad.core.ir import Expr, Map, Meta
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import ELEMENTWISE, ElementwiseOp, ElementwiseRule
 from einsgrad.graph import ops
 from einsgrad.graph.matrix_text import map_form
-from einsgrad.graph.printing import ATOM
+from einsgrad.graph.printing import ATOM, short_name
 from einsgrad.graph.static import (
     ONE,
     add_all,
@@ -164,7 +164,13 @@ def tanh(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 
 
 def _sigmoid_forward(xp: Any, x: Any) -> Any:
-    """1 / (1 + e^−x) from e^−|x| ≤ 1: no overflow, and full precision for x ≪ 0."""
+    """1 / (1 + e^−x) from e^−|x| ≤ 1: no overflow, and full precision for x ≪ 0.
+
+    The split at x ≥ 0 orders the argument and |x| drops its phase, so a complex x takes
+    the formula itself, as numpy's 1 / (1 + exp(−z)) does.
+    """
+    if xp.asarray(x).dtype.kind == "c":
+        return 1 / (1 + xp.exp(-x))
     small = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + small), small / (1 + small))
 
@@ -274,9 +280,28 @@ def sign(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 # --- the Map node kind's row in the rule table ---------------------------------------------
 
 
+# Primitives defined by the order of the reals: numpy orders complex numbers
+# lexicographically and JAX refuses them, so a complex argument is refused, not reordered.
+ORDERING = frozenset({"relu", "maximum", "minimum", "greater"})
+
+
 def _infer(node: Map, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
     shape = ops.broadcast_shapes([m.shape for m in children], node.args, node.op.name)
-    return Meta(shape, node.op.result_dtype(children))
+    dtype = node.op.result_dtype(children)
+    if node.op.name in ORDERING and dtype is not None and dtype.kind == "c":
+        _refuse_complex(node, children)
+    return Meta(shape, dtype)
+
+
+def _refuse_complex(node: Map, children: Sequence[Meta]) -> None:
+    described = ", ".join(
+        f"{short_name(arg)} {meta.dtype or 'number'}"
+        for arg, meta in zip(node.args, children, strict=True)
+    )
+    raise ShapeError(
+        f"{node.op.name} orders its arguments, and complex numbers have no order: {described}; "
+        "pass it real numbers (the real part, or the absolute value)"
+    )
 
 
 def _vjp(node: Map, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:
