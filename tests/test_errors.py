@@ -383,6 +383,52 @@ def test_matmul_inner_mismatch_at_evaluation() -> None:
         product(A=np.ones((2, 3)), B=np.ones((4, 5)))
 
 
+# Size-1 inner axes: einsum would broadcast them, numpy's matmul refuses them. Each pair
+# is refused by numpy (checked below), so einsgrad must refuse it too, shapes bound late.
+SIZE_ONE_INNER = [
+    ((3, 1), (2, 4)),
+    ((2, 1), (2, 1)),
+    ((2, 1), (3,)),
+    ((5, 2, 1), (3, 4)),
+    ((5, 2, 1), (1, 3, 4)),
+]
+
+
+@pytest.mark.parametrize(("sa", "sb"), SIZE_ONE_INNER, ids=str)
+def test_matmul_refuses_a_size_one_inner_axis_at_evaluation(
+    sa: tuple[int, ...], sb: tuple[int, ...]
+) -> None:
+    a, b = np.ones(sa), np.ones(sb)
+    with pytest.raises(ValueError):
+        np.matmul(a, b)
+    A, B = eg.var("A"), eg.var("B")
+    inner_b = sb[0] if len(sb) == 1 else sb[-2]
+    for product in (A @ B, eg.matmul(A, B), eg.simplify(A @ B)):
+        with pytest.raises(eg.ShapeError) as info:
+            product(A=a, B=b)
+        message = str(info.value)
+        assert f"A has shape {sa}" in message and f"B has shape {sb}" in message
+        assert f"inner sizes {sa[-1]} and {inner_b} differ" in message
+    # The gradient's program reads the product's shape, so it refuses as well.
+    with pytest.raises(eg.ShapeError, match="inner sizes"):
+        eg.grad(eg.sum(A @ B), A)(A=a, B=b)
+
+
+def test_matmul_with_one_declared_operand_checks_the_other_at_evaluation() -> None:
+    A = eg.var("A", (3,))
+    with pytest.raises(eg.ShapeError, match=r"inner sizes 3 and 1 differ"):
+        (A @ eg.var("B"))(A=np.ones(3), B=np.ones((1, 4)))
+    with pytest.raises(eg.ShapeError, match=r"inner sizes 1 and 3 differ"):
+        (eg.var("B") @ A)(A=np.ones(3), B=np.ones((4, 1)))
+
+
+def test_the_same_einsum_written_out_still_broadcasts_a_size_one_label() -> None:
+    """Only matmul is strict: einsum broadcasts size-1 labels, as numpy.einsum does."""
+    a, b = np.arange(3.0).reshape(3, 1), np.arange(8.0).reshape(2, 4)
+    product = eg.einsum("...ij,...jk->...ik", eg.var("A"), eg.var("B"))
+    np.testing.assert_array_equal(product(A=a, B=b), np.einsum("...ij,...jk->...ik", a, b))
+
+
 def test_matmul_of_a_scalar() -> None:
     with pytest.raises(eg.ShapeError, match="rank >= 1"):
         eg.var("A", (2, 2)) @ 2.0

@@ -22,6 +22,8 @@ from typing import Any
 
 import autograd
 import autograd.numpy as anp
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from oracles import Shape, autograd_gradients, autograd_gradients_traced, finite_difference
@@ -96,6 +98,8 @@ BINARY_SHAPES: list[tuple[Shape, ...]] = [
 UNARY_SHAPES: list[tuple[Shape, ...]] = [((3, 4),), ((5,),), ((),)]
 CONDITION = np.array([[True, False, True, True], [False, False, True, False], [True] * 4])
 ZEROS = np.zeros(CONDITION.shape)
+# A mask as relu, abs, maximum and minimum pass their cotangent through: 0, ½ or 1 (or −1).
+MASK = np.array([[1.0, 0.0, 0.5, 1.0], [0.0, -1.0, 1.0, 0.0], [0.5, 1.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,14 @@ ELEMENTWISE_CASES: dict[str, OpCase] = {
             lambda a, b: anp.where(CONDITION, a + ZEROS, b + ZEROS),
             ("real", "real"),
             [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((), (3, 4)), ((), ())],
+        ),
+        _case(
+            "masked",
+            # float32, exact for these values, so that it keeps a float32 g in float32.
+            lambda g: ops._map("masked", g, MASK.astype(np.float32)),
+            lambda g: anp.where(MASK != 0, g + ZEROS, 0.0) * MASK,
+            ("real",),
+            [((3, 4),), ((4,),), ((3, 1),), ((),)],
         ),
     ]
 }
@@ -199,7 +211,9 @@ def _inputs(case: OpCase, shapes: tuple[Shape, ...], seed: int) -> dict[str, np.
 
 def _loss_of(case: OpCase, shapes: tuple[Shape, ...], declared: bool, dtype: Any = np.float64):
     """``sum(op(args) * C)`` in einsgrad and in autograd, for a fixed random cotangent C."""
-    out_shape = np.broadcast_shapes(*shapes, *(() if case.name != "where" else (CONDITION.shape,)))
+    out_shape = np.broadcast_shapes(
+        *shapes, *(() if case.name not in ("where", "masked") else (CONDITION.shape,))
+    )
     weights = np.random.default_rng(99).normal(size=out_shape).astype(dtype)
     variables = [declare(f"A{k}", shape, declared) for k, shape in enumerate(shapes)]
     loss = eg.sum(case.build(*variables) * weights)
@@ -249,12 +263,13 @@ def test_products_of_numbers_fold() -> None:
     assert 3 * (X * 2) is 6.0 * X
     assert (2 * X) * 0.25 is 0.5 * X
     np.testing.assert_allclose((3 * (X * 2))(X=np.arange(3.0)), [0.0, 6.0, 12.0])
-    # The seed layer: the mean's 1/B and the square's 2 cancel, leaving relu(Y)·[Y > 0].
+    # The seed layer: the mean's 1/B and the square's 2 cancel, leaving relu(Y) selected by [Y > 0].
     W, b = eg.var("W", (3, 5)), eg.var("b", (5,))
     Xb = eg.var("Xb", (2, 3))
     loss = eg.mean(eg.sum(eg.relu(Xb @ W + b) ** 2, axis=1))
     plan = eg.compile(list(eg.grad(loss, [W, Xb, b]))).plan()
-    assert [step.operation for step in plan.steps].count("multiply") == 1
+    operations = [step.operation for step in plan.steps]
+    assert operations.count("multiply") == 0 and operations.count("masked") == 1
 
 
 @pytest.mark.parametrize(("case", "shapes"), _op_params())
@@ -880,3 +895,144 @@ def test_a_deep_shapeless_chain_needs_no_unbroadcast() -> None:
     kind = type(derived).__name__
     assert kind == "Map"  # no '...->...' around the last product
     assert np.shape(derived(x=np.full((2,), 0.1))) == (2,)
+
+
+# --- numbers as expressions compute in float64 ------------------------------------------------
+
+NUMBER_EXPRESSIONS: list[tuple[str, Callable[[], Any], float]] = [
+    # (what, the expression, numpy's value of the same formula on float64(2))
+    ("logsumexp(2)", lambda: eg.logsumexp(2), float(np.log(np.exp(np.float64(2))))),
+    ("log_softmax(2)", lambda: eg.log_softmax(2, axis=None), 0.0),
+    ("softmax(2)", lambda: eg.softmax(2, axis=None), 1.0),
+    ("mean(2)", lambda: eg.mean(2), 2.0),
+    ("sum(2)", lambda: eg.sum(2), 2.0),
+    ("(-2)", lambda: eg.parse_expr("(-2)"), -2.0),
+    ("as_expr(-2)", lambda: ops.as_expr(-2), -2.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "build", "expected"), NUMBER_EXPRESSIONS, ids=[row[0] for row in NUMBER_EXPRESSIONS]
+)
+def test_a_number_as_an_expression_evaluates_to_float64(
+    what: str, build: Callable[[], Any], expected: float
+) -> None:
+    value = np.asarray(build().eval())
+    assert value.dtype == np.float64, what
+    np.testing.assert_allclose(value, expected, rtol=1e-15)
+
+
+def test_a_reduction_of_a_number_times_a_variable() -> None:
+    X = eg.var("X")
+    x = np.array([1.0, -2.0, 3.0])
+    product = X * eg.logsumexp(2)
+    np.testing.assert_allclose(product(X=x), x * 2.0, rtol=1e-15)
+    grad = eg.grad(eg.sum(product), X)(X=x)
+    np.testing.assert_allclose(grad, np.full(3, 2.0), rtol=1e-15)
+    np.testing.assert_allclose(grad, autograd.grad(lambda x: anp.sum(x * 2.0))(x), rtol=1e-15)
+
+
+# --- complex arguments: numpy's formula, or a refusal -----------------------------------------
+
+COMPLEX_POINTS = np.array([0.5 + 0.5j, -1.0 + 2.0j, 3.0 - 0.25j, -0.5 - 4.0j])
+
+# numpy's formula for each primitive that is defined on complex numbers.
+COMPLEX_FORMULAS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "abs": np.abs,
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_FORMULAS))
+def test_complex_arguments_follow_numpys_formula(name: str) -> None:
+    Z = eg.var("Z")
+    value = getattr(eg, name)(Z)(Z=COMPLEX_POINTS)
+    expected = COMPLEX_FORMULAS[name](COMPLEX_POINTS)
+    assert value.dtype == expected.dtype
+    np.testing.assert_allclose(value, expected, rtol=1e-14)
+
+
+def test_complex_sigmoid_derivative_is_the_holomorphic_one() -> None:
+    """d sigmoid/dz = sigmoid(z)(1 − sigmoid(z)), checked by a complex central difference."""
+    Z = eg.var("Z")
+    z, h = COMPLEX_POINTS, 1e-6
+    tangent = eg.jvp(eg.sigmoid(Z), {Z: np.ones_like(z)})(Z=z)
+    formula = COMPLEX_FORMULAS["sigmoid"]
+    np.testing.assert_allclose(tangent, (formula(z + h) - formula(z - h)) / (2 * h), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [eg.relu, lambda z: eg.maximum(z, 0.0), lambda z: eg.minimum(z, 0.0)],
+    ids=["relu", "maximum", "minimum"],
+)
+def test_ordering_primitives_refuse_complex_arguments(build: Callable[[Any], Any]) -> None:
+    Z = eg.var("Z")
+    with pytest.raises(eg.ShapeError, match=r"complex numbers have no order: Z complex128"):
+        build(Z)(Z=COMPLEX_POINTS)
+
+
+# --- an infinite cotangent through a zero mask -------------------------------------------------
+
+SQRT_AT_KINKS = np.array([0.0, -1.0, 4.0])
+
+# (name, einsgrad's f, JAX's f, where einsgrad deliberately differs from jax.grad)
+KINK_COMPOSITIONS: list[
+    tuple[str, Callable[[Any], Any], Callable[[Any], Any], dict[int, float]]
+] = [
+    ("sqrt(relu(x))", lambda x: eg.sqrt(eg.relu(x)), lambda x: jnp.sqrt(jax.nn.relu(x)), {}),
+    # At -1 JAX multiplies ∞ by maximum's 0 mask (NaN); the select gives 0, as relu's does.
+    (
+        "sqrt(maximum(x, 0))",
+        lambda x: eg.sqrt(eg.maximum(x, 0.0)),
+        lambda x: jnp.sqrt(jnp.maximum(x, 0.0)),
+        {1: 0.0},
+    ),
+    # At 0 JAX takes |x|'(0) = 1 (∞); einsgrad's |x|'(0) = 0 selects 0 (torch: 0 · ∞ = NaN).
+    ("sqrt(abs(x))", lambda x: eg.sqrt(eg.abs(x)), lambda x: jnp.sqrt(jnp.abs(x)), {0: 0.0}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "reference", "differs"),
+    KINK_COMPOSITIONS,
+    ids=[row[0] for row in KINK_COMPOSITIONS],
+)
+def test_an_infinite_cotangent_where_the_mask_is_zero_gives_zero(
+    name: str,
+    build: Callable[[Any], Any],
+    reference: Callable[[Any], Any],
+    differs: dict[int, float],
+) -> None:
+    """sqrt'(0) = ∞ meets a mask of 0: the cotangent is selected, not multiplied (0 · ∞)."""
+    X = eg.var("X")
+    grad = eg.grad(eg.sum(build(X)), X)(X=SQRT_AT_KINKS)
+    with jax.enable_x64(True):
+        expected = np.array(
+            jax.vmap(jax.grad(reference))(jnp.asarray(SQRT_AT_KINKS)), dtype=np.float64
+        )
+    for position, value in differs.items():
+        assert expected[position] != value  # the listed difference is real
+        expected[position] = value
+    np.testing.assert_allclose(grad, expected, rtol=1e-15)
+    assert not np.isnan(grad).any()
+    # Away from 0 the function is smooth: central differences agree there.
+    for k in (1, 2):
+        h = 1e-6
+        point = SQRT_AT_KINKS.copy()
+        point[k] += h
+        up = np.sum(build(X)(X=point))
+        point[k] -= 2 * h
+        down = np.sum(build(X)(X=point))
+        np.testing.assert_allclose(grad[k], (up - down) / (2 * h), rtol=1e-6, atol=1e-9)
+
+
+def test_relu_still_explains_itself_as_a_mask() -> None:
+    X = eg.var("X", (3,))
+    text = str(eg.explain(eg.sum(eg.relu(X)), X))
+    assert "∂L/∂X = [X > 0]" in text
+    assert "masked" not in text

@@ -40,7 +40,7 @@ def test_the_declared_layer_prints_its_derivative() -> None:
     derived = eg.grad(LAYER, wrt="W", shapes=SHAPES)
     assert str(derived) == (
         "t1 = einsum('ij,jk->ik', X, W) + b\n"
-        "einsum('ij,ik->jk', X, 0.2 * relu(t1) * greater(t1, 0))"
+        "einsum('ij,ik->jk', X, masked(0.2 * relu(t1), greater(t1, 0)))"
     )
     arrays = _arrays(SHAPES)
     want = autograd_gradients(_layer, arrays, ["W"])[0]

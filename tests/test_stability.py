@@ -336,6 +336,8 @@ ELEMENTWISE_COUNTERPARTS: dict[str, Counterpart] = {
     "maximum": Counterpart(jnp.maximum),
     "minimum": Counterpart(jnp.minimum),
     "where": Counterpart(jnp.where, {0: (True, False)}),
+    # The cotangent through a mask: JAX's relu vjp, where(mask, g, 0), scaled by the mask.
+    "masked": Counterpart(lambda g, m: jnp.where(m != 0, g, 0) * m, {1: (0.0, 0.5, 1.0)}),
     "greater": Counterpart(_jax_mask(jnp.greater)),
     "equal": Counterpart(_jax_mask(jnp.equal)),
     "sign": Counterpart(jnp.sign),

@@ -63,7 +63,7 @@ MAX_AXES = 64
 # is callable from strings without being listed here.
 FUNCTIONS: dict[str, tuple[Callable[..., Expr], bool]] = {
     **{name: (getattr(primitives, name), False) for name in primitives.__all__},
-    **{name: (getattr(primitives, name), False) for name in ("greater", "equal", "sign")},
+    **{name: (getattr(primitives, name), False) for name in ("greater", "equal", "sign", "masked")},
     "einsum": (ops.einsum, False),
     "sum": (ops.sum, True),
     "mean": (ops.mean, True),

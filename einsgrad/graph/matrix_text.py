@@ -59,7 +59,8 @@ def map_form(expr: Map, form_of: Callable[[Expr], Form], style: Style) -> Form:
     if name in ("add", "subtract"):
         operator = " + " if name == "add" else " - "
         return f"{texts[0][0]}{operator}{_wrap(texts[1][0], texts[1][1], 11)}", 10
-    if name == "multiply":
+    # A select through a mask reads, in math, as the product it equals where it is finite.
+    if name == "multiply" or (name == "masked" and style == "math"):
         scalar = [isinstance(arg, Const) and arg.is_scalar for arg in expr.args]
         joiner = " · " if style == "math" and any(scalar) else sym["mul"]
         return joiner.join(_wrap(t, own, 20) for t, own in texts), 20

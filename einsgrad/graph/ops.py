@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from einsgrad.core.ir import Const, Einsum, Expr, Map, Reduce, Seed, Shape, Size
 from einsgrad.core.labels import LETTERS
 from einsgrad.core.limits import LARGEST_SIZE, MAX_RANK
 from einsgrad.core.primitive import elementwise_op
-from einsgrad.core.spec import ELLIPSIS, parse_spec, resolve
+from einsgrad.core.spec import ELLIPSIS, Spec, parse_spec, resolve
 from einsgrad.graph.printing import short_name
 
 __all__ = [
@@ -506,14 +507,44 @@ def matmul(a: Any, b: Any) -> Expr:
     else:
         spec = f"{prefix}ij,{prefix}jk->{prefix}ik"
     if a.shape is not None and b.shape is not None:
-        inner_a = a.shape[-1]
-        inner_b = b.shape[0] if len(b.shape) == 1 else b.shape[-2]
-        if inner_a != inner_b:
-            raise ShapeError(
-                f"matmul: {short_name(a)} has shape {a.shape} and {short_name(b)} has shape "
-                f"{b.shape}; the inner sizes {inner_a} and {inner_b} differ"
-            )
-    return _einsum_node(parse_spec(spec), [a, b], None)
+        check_matmul_inner(a, b, a.shape, b.shape)
+        return _einsum_node(parse_spec(spec), [a, b], None)
+    return _einsum_node(MatmulSpec.of(parse_spec(spec)), [a, b], None)
+
+
+@dataclass(frozen=True)
+class MatmulSpec(Spec):
+    """The spec of ``a @ b`` built before the operands' shapes were known.
+
+    einsum broadcasts a size-1 label against a larger one; matmul does not (numpy refuses
+    (3,1) @ (2,4)), so the einsum row's inference checks the inner sizes of an einsum with
+    this spec once shapes are bound. Being its own class, it is never equal to the same
+    spec from ``einsum``: hash-consing keeps ``eg.einsum("...ij,...jk->...ik", A, B)`` a
+    separate node that still broadcasts.
+    """
+
+    @classmethod
+    def of(cls, spec: Spec) -> MatmulSpec:
+        return cls(spec.inputs, spec.output, spec.generalized)
+
+
+def is_matmul(node: Einsum) -> bool:
+    """Whether ``node`` is a matmul whose inner sizes are checked at evaluation."""
+    return isinstance(node.spec, MatmulSpec)
+
+
+def check_matmul_inner(a: Expr, b: Expr, a_shape: Shape, b_shape: Shape) -> None:
+    """numpy's matmul rule: a's last axis and b's first (1-D) or second-to-last must be
+    equal; batch axes broadcast. A ShapeError names both operands and the sizes."""
+    if not a_shape or not b_shape:
+        return  # a scalar: the spec's rank check reports it
+    inner_a = a_shape[-1]
+    inner_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+    if inner_a != inner_b:
+        raise ShapeError(
+            f"matmul: {short_name(a)} has shape {tuple(a_shape)} and {short_name(b)} has shape "
+            f"{tuple(b_shape)}; the inner sizes {inner_a} and {inner_b} differ"
+        )
 
 
 # --- elementwise --------------------------------------------------------------------------

@@ -53,7 +53,12 @@ from einsgrad.core.labels import (
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.spec import ELLIPSIS, Resolved, Spec, parse_spec, resolve
 from einsgrad.graph.matrix_text import einsum_form
-from einsgrad.graph.ops import _einsum_node, check_label_count
+from einsgrad.graph.ops import (
+    _einsum_node,
+    check_label_count,
+    check_matmul_inner,
+    is_matmul,
+)
 from einsgrad.graph.printing import ATOM, short_name
 from einsgrad.graph.static import add_all, static_einsum, static_shape, static_spec
 from einsgrad.rules.algebra import fuse_einsum
@@ -375,6 +380,9 @@ def _operand_names(node: Einsum) -> list[str]:
 
 
 def _infer(node: Einsum, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
+    if is_matmul(node):
+        a, b = node.operands
+        check_matmul_inner(a, b, children[0].shape, children[1].shape)
     found = resolved(node, children, references)
     # Undeclared shapes are first known here: '...' may stand for more axes than letters.
     shapes = [m.shape for m in children] + [m.shape for m in references]

@@ -9,6 +9,8 @@ over the axes its argument was broadcast along; the rules never deal with broadc
 Conventions at kinks: ``relu'(0) = 0`` (as JAX and torch), ``|x|'(0) = sign(0) = 0`` (as
 torch and autograd; JAX gives 1), and ``maximum``/``minimum`` split the cotangent half and
 half on ties (as JAX and torch). ``tests/test_stability.py`` checks each claim.
+Their cotangents pass through the masks by a select (``masked``), not a product, so an
+infinite cotangent where a mask is 0 gives 0, as JAX's relu does (not 0 · ∞ = NaN).
 
 The module ends with the row of the ``Map`` node kind in the rule table: how any
 elementwise node is differentiated (forward, reverse, batched), printed and rebuilt.
@@ -23,14 +25,14 @@ from typing import Any
 
 from einsgrad.core import kinds
 from einsgrad.core.derivation import ElementwiseSteps, rule_statement
-from einsgrad.core.errors import NoFormError
+from einsgrad.core.errors import NoFormError, ShapeError
 from einsgrad.core.ir import Expr, Map, Meta
 from einsgrad.core.labels import letters
 from einsgrad.core.lowering import Lowered, StepInput
 from einsgrad.core.primitive import ELEMENTWISE, ElementwiseOp, ElementwiseRule
 from einsgrad.graph import ops
 from einsgrad.graph.matrix_text import map_form
-from einsgrad.graph.printing import ATOM
+from einsgrad.graph.printing import ATOM, short_name
 from einsgrad.graph.static import (
     ONE,
     add_all,
@@ -164,7 +166,13 @@ def tanh(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 
 
 def _sigmoid_forward(xp: Any, x: Any) -> Any:
-    """1 / (1 + e^−x) from e^−|x| ≤ 1: no overflow, and full precision for x ≪ 0."""
+    """1 / (1 + e^−x) from e^−|x| ≤ 1: no overflow, and full precision for x ≪ 0.
+
+    The split at x ≥ 0 orders the argument and |x| drops its phase, so a complex x takes
+    the formula itself, as numpy's 1 / (1 + exp(−z)) does.
+    """
+    if xp.asarray(x).dtype.kind == "c":
+        return 1 / (1 + xp.exp(-x))
     small = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + small), small / (1 + small))
 
@@ -186,8 +194,9 @@ def relu(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     """Elementwise max(x, 0).
 
     y_i = max(x_i, 0);  x̄_i = ȳ_i · [x_i > 0], so relu'(0) = 0 as in JAX and torch.
+    The product is a select (``masked``): x̄_i = 0 where x_i ≤ 0 even if ȳ_i is ∞.
     """
-    return (g * greater(y.args[0], 0),)
+    return (select(g, greater(y.args[0], 0)),)
 
 
 @elementwise("abs", lambda xp, x: xp.abs(x))
@@ -197,7 +206,7 @@ def abs(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
     y_i = |x_i|;  x̄_i = ȳ_i · sign(x_i), so |x|'(0) = 0 as in torch and autograd (JAX
     gives 1): the symmetric difference quotient, and the smallest subgradient.
     """
-    return (g * sign(y.args[0]),)
+    return (select(g, sign(y.args[0])),)
 
 
 @elementwise("maximum", lambda xp, a, b: xp.maximum(a, b), 2)
@@ -212,8 +221,8 @@ def maximum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...
     a, b = y.args
     tie = 0.5 * equal(a, b)
     return (
-        g * (greater(a, b) + tie) if wanted[0] else None,
-        g * (greater(b, a) + tie) if wanted[1] else None,
+        select(g, greater(a, b) + tie) if wanted[0] else None,
+        select(g, greater(b, a) + tie) if wanted[1] else None,
     )
 
 
@@ -229,8 +238,8 @@ def minimum(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...
     a, b = y.args
     tie = 0.5 * equal(a, b)
     return (
-        g * (greater(b, a) + tie) if wanted[0] else None,
-        g * (greater(a, b) + tie) if wanted[1] else None,
+        select(g, greater(b, a) + tie) if wanted[0] else None,
+        select(g, greater(a, b) + tie) if wanted[1] else None,
     )
 
 
@@ -247,6 +256,35 @@ def _where(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]
 
 
 # --- masks: piecewise constant, so their derivative is zero -----------------------------
+
+
+def _masked_forward(xp: Any, g: Any, m: Any) -> Any:
+    return xp.where(m != 0, g, 0) * m  # selected first: no 0 · ∞ is formed
+
+
+@elementwise("masked", _masked_forward, 2)
+def masked(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
+    """y_i = c_i · m_i where m_i ≠ 0, and exactly 0 where m_i = 0 (m a mask);
+    c̄_i = ȳ_i · m_i where m_i ≠ 0, else 0;  m̄_i = 0.
+
+    The cotangent of a piecewise function through its mask: a select, not a product, so
+    an infinite or NaN cotangent where the mask is 0 gives 0, not 0 · ∞ = NaN (JAX's
+    relu vjp is the select where(x > 0, ȳ, 0)). m is a mask (``greater``, ``equal``,
+    ``sign`` and their sums), piecewise constant, so it gets no cotangent.
+    """
+    return (select(g, y.args[1]) if wanted[0] else None), None
+
+
+def select(cotangent: Expr, mask: Expr) -> Expr:
+    """``cotangent · mask`` where the mask is nonzero, 0 elsewhere (see ``masked``).
+
+    A finite constant cotangent (the 1 of forward mode, explain and a full sum's seed)
+    cannot be infinite, so there the product is exact and simplifies like any other.
+    """
+    fill = ops.filled_value(cotangent)
+    if fill is not None and math.isfinite(fill):
+        return cotangent * mask
+    return masked(cotangent, mask)
 
 
 def _mask(xp: Any, test: Any, a: Any, b: Any) -> Any:
@@ -274,9 +312,28 @@ def sign(y: Map, g: Expr, wanted: tuple[bool, ...]) -> tuple[Expr | None, ...]:
 # --- the Map node kind's row in the rule table ---------------------------------------------
 
 
+# Primitives defined by the order of the reals: numpy orders complex numbers
+# lexicographically and JAX refuses them, so a complex argument is refused, not reordered.
+ORDERING = frozenset({"relu", "maximum", "minimum", "greater"})
+
+
 def _infer(node: Map, children: Sequence[Meta], references: Sequence[Meta]) -> Meta:
     shape = ops.broadcast_shapes([m.shape for m in children], node.args, node.op.name)
-    return Meta(shape, node.op.result_dtype(children))
+    dtype = node.op.result_dtype(children)
+    if node.op.name in ORDERING and dtype is not None and dtype.kind == "c":
+        _refuse_complex(node, children)
+    return Meta(shape, dtype)
+
+
+def _refuse_complex(node: Map, children: Sequence[Meta]) -> None:
+    described = ", ".join(
+        f"{short_name(arg)} {meta.dtype or 'number'}"
+        for arg, meta in zip(node.args, children, strict=True)
+    )
+    raise ShapeError(
+        f"{node.op.name} orders its arguments, and complex numbers have no order: {described}; "
+        "pass it real numbers (the real part, or the absolute value)"
+    )
 
 
 def _vjp(node: Map, cotangent: Expr, wanted: Sequence[bool]) -> tuple[Expr | None, ...]:

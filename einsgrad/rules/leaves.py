@@ -87,7 +87,9 @@ def _const_key(node: Const, child_keys: Sequence[str], reference_keys: Sequence[
 
 
 def _const_lower(node: Const, step: StepInput) -> Lowered:
-    value = node.value if node.is_scalar else step.backend.asarray(node.value)
+    # A Python int computes as a float, as integer arrays do (Const makes them float64).
+    value = float(node.value) if isinstance(node.value, int) else node.value
+    value = value if node.is_scalar else step.backend.asarray(value)
     return Lowered.known_value(value, "const", listed=False)
 
 

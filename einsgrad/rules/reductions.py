@@ -61,6 +61,7 @@ def _finite_max(xp: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
 
 def _logsumexp_forward(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
     """log Σ exp(x) over ``axes`` as log Σ exp(x − m) + m, m the largest finite entry."""
+    x = xp.asarray(x)  # a number constant comes as a Python float
     if x.size == 0:
         return xp.log(xp.sum(xp.exp(x), axis=axes))
     shift = _finite_max(xp, x, axes, keepdims=True)
@@ -81,6 +82,7 @@ def _logsumexp(y: Reduce, g: Expr) -> Expr:
 
 
 def _max_shift_forward(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    x = xp.asarray(x)  # a number constant comes as a Python float
     if x.size == 0:  # a maximum over no elements has no value; any shift will do
         return xp.zeros(tuple(n for i, n in enumerate(x.shape) if i not in axes), dtype=x.dtype)
     return _finite_max(xp, x, axes, keepdims=False)
