@@ -161,6 +161,37 @@ def test_ctrl_c_in_a_running_command_exits_130_quietly() -> None:
     assert out == ""
 
 
+#: Ctrl-C while the command imports einsgrad (numpy takes a few tenths of a second),
+#: made deterministic: an import hook raises KeyboardInterrupt when numpy is imported.
+CTRL_C_WHILE_IMPORTING = """
+import sys
+
+class InterruptNumpy:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "numpy":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, InterruptNumpy)
+from importlib.metadata import entry_points
+(script,) = entry_points(group="console_scripts", name="einsgrad")
+sys.exit(script.load()(["demo"]))
+"""
+
+
+def test_ctrl_c_while_the_command_imports_exits_130_quietly() -> None:
+    # The installed console script's own entry point, as the shell runs it.
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_IMPORTING],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (130, "", "")
+
+
 def test_output_the_terminal_cannot_encode_is_escaped() -> None:
     # Under an ASCII-only stdout, Σ and ᵀ are written as escapes rather than failing half-way.
     result = subprocess.run(
